@@ -1,0 +1,183 @@
+//! Reading `broker.yaml` from disk and checking it as a whole before anything uses it.
+
+use std::collections::HashSet;
+use std::path::{Path, PathBuf};
+
+use sha2::{Digest, Sha256};
+
+use super::BrokerConfig;
+
+/// A configuration that parsed and validated, with the identity of what was read.
+#[derive(Debug, Clone)]
+pub struct LoadedConfig {
+    /// The validated configuration.
+    pub config: BrokerConfig,
+    /// Content hash (first 12 hex digits of SHA-256 of the file bytes) naming this revision in
+    /// logs, metrics and the operator's status.
+    pub revision: String,
+    /// Directory that relative paths in the configuration are resolved against.
+    pub base_dir: PathBuf,
+}
+
+/// Why a configuration was refused. Each message names the file and, where known, the line.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("cannot read {path}: {source}")]
+    Read {
+        /// File that failed.
+        path: PathBuf,
+        /// Underlying I/O error.
+        source: std::io::Error,
+    },
+    /// YAML syntax or schema error (unknown key, wrong type), with position.
+    #[error("{path}: {message}")]
+    Parse {
+        /// File that failed.
+        path: PathBuf,
+        /// Parser message including line and column.
+        message: String,
+    },
+    /// The file parsed but its content is inconsistent.
+    #[error("{path}: {message}")]
+    Invalid {
+        /// File that failed.
+        path: PathBuf,
+        /// What is wrong.
+        message: String,
+    },
+}
+
+/// Loads a configuration from `path`: a directory holding `broker.yaml`, or a YAML file.
+pub fn load_config(path: &Path) -> Result<LoadedConfig, ConfigError> {
+    let (file, base_dir) = if path.is_dir() {
+        (path.join("broker.yaml"), path.to_path_buf())
+    } else {
+        let base = path.parent().map(Path::to_path_buf).unwrap_or_default();
+        (path.to_path_buf(), base)
+    };
+    let bytes = std::fs::read(&file).map_err(|source| ConfigError::Read {
+        path: file.clone(),
+        source,
+    })?;
+    let config = parse_config(&bytes, &file)?;
+    Ok(LoadedConfig {
+        config,
+        revision: revision_of(&bytes),
+        base_dir,
+    })
+}
+
+/// Parses and validates YAML text; `file` only labels error messages.
+pub fn parse_config(bytes: &[u8], file: &Path) -> Result<BrokerConfig, ConfigError> {
+    let config: BrokerConfig =
+        yaml_serde::from_slice(bytes).map_err(|error| ConfigError::Parse {
+            path: file.to_path_buf(),
+            message: error.to_string(),
+        })?;
+    validate(&config).map_err(|message| ConfigError::Invalid {
+        path: file.to_path_buf(),
+        message,
+    })?;
+    Ok(config)
+}
+
+/// The revision id of a configuration's bytes.
+pub fn revision_of(bytes: &[u8]) -> String {
+    let digest = Sha256::digest(bytes);
+    hex::encode(&digest[..6])
+}
+
+/// Checks what the schema alone cannot: uniqueness and ranges.
+fn validate(config: &BrokerConfig) -> Result<(), String> {
+    if config.listeners.is_empty() {
+        return Err("`listeners` must name at least one listener".into());
+    }
+    let mut names = HashSet::new();
+    let mut sockets = HashSet::new();
+    for listener in &config.listeners {
+        if listener.name.is_empty() {
+            return Err("listener name must not be empty".into());
+        }
+        if !names.insert(listener.name.as_str()) {
+            return Err(format!("duplicate listener name `{}`", listener.name));
+        }
+        if !sockets.insert(listener.port) && listener.port != 0 {
+            return Err(format!(
+                "listener `{}`: port {} is used by another listener",
+                listener.name, listener.port
+            ));
+        }
+    }
+    if config.metrics.enabled
+        && config.metrics.port != 0
+        && config.listeners.iter().any(|l| l.port == config.metrics.port)
+    {
+        return Err(format!(
+            "metrics port {} is also used by a listener",
+            config.metrics.port
+        ));
+    }
+    let limits = &config.limits;
+    if limits.receive_maximum == 0 {
+        return Err("limits.receiveMaximum must be at least 1".into());
+    }
+    if limits.max_inflight == 0 {
+        return Err("limits.maxInflight must be at least 1".into());
+    }
+    if !(64..=crate::protocol::MAX_REMAINING_LENGTH as u32 + 5).contains(&limits.max_packet_size) {
+        return Err("limits.maxPacketSize must be between 64 and 268435460 bytes".into());
+    }
+    if limits.max_topic_levels == 0 {
+        return Err("limits.maxTopicLevels must be at least 1".into());
+    }
+    if limits.max_connections == 0 {
+        return Err("limits.maxConnections must be at least 1".into());
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> Result<BrokerConfig, ConfigError> {
+        parse_config(text.as_bytes(), Path::new("broker.yaml"))
+    }
+
+    #[test]
+    fn minimal_config_fills_defaults() {
+        let config = parse("listeners: [{ name: mqtt, port: 1883 }]").unwrap();
+        assert_eq!(config.listeners[0].bind.to_string(), "0.0.0.0");
+        assert_eq!(config.limits.max_queued_messages, 1000);
+        assert!(!config.auth.allow_anonymous);
+    }
+
+    #[test]
+    fn unknown_key_is_rejected_with_its_name_and_line() {
+        let error = parse("listeners: [{ name: mqtt, port: 1883 }]\nlimitz: {}\n").unwrap_err();
+        let message = error.to_string();
+        assert!(message.contains("limitz"), "{message}");
+        assert!(message.contains("line 2"), "{message}");
+    }
+
+    #[test]
+    fn duplicate_ports_are_rejected() {
+        let error = parse("listeners: [{ name: a, port: 1883 }, { name: b, port: 1883 }]")
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("port 1883 is used by another listener"), "{error}");
+    }
+
+    #[test]
+    fn embedded_default_round_trips_through_yaml() {
+        let text = yaml_serde::to_string(&BrokerConfig::embedded_default()).unwrap();
+        assert_eq!(parse(&text).unwrap(), BrokerConfig::embedded_default());
+    }
+
+    #[test]
+    fn revision_changes_with_content() {
+        assert_ne!(revision_of(b"a"), revision_of(b"b"));
+        assert_eq!(revision_of(b"a").len(), 12);
+    }
+}

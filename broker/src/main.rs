@@ -1,0 +1,131 @@
+//! `tern-broker`: flags, logging, and wiring. Everything else lives in the library.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, ValueEnum};
+use tern_broker::config::{load_config, BrokerConfig, LoadedConfig};
+use tern_broker::server;
+use tracing_subscriber::EnvFilter;
+
+/// An MQTT 3.1.1 and 5.0 broker whose configuration changes at runtime.
+///
+/// Without --config it runs like Mosquitto 2 in local-only mode: one MQTT listener on
+/// 127.0.0.1:1883, anonymous clients allowed, metrics on 127.0.0.1:9090.
+#[derive(Debug, Parser)]
+#[command(name = "tern-broker", version, about)]
+struct Cli {
+    /// Configuration: a directory holding broker.yaml (as mounted from a ConfigMap), or a
+    /// single YAML file.
+    #[arg(short, long, env = "TERN_CONFIG", value_name = "PATH")]
+    config: Option<PathBuf>,
+
+    /// Port of the default listener, when no --config is given.
+    #[arg(short, long, value_name = "PORT", conflicts_with = "config")]
+    port: Option<u16>,
+
+    /// Log output format. The level comes from RUST_LOG (default: info).
+    #[arg(long, value_enum, default_value_t = LogFormat::Text)]
+    log_format: LogFormat,
+
+    /// Check the configuration and exit without starting.
+    #[arg(long)]
+    check: bool,
+}
+
+/// How log lines are written.
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line, for log collectors.
+    Json,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging(cli.log_format);
+    let config = match configuration(&cli) {
+        Ok(config) => config,
+        Err(error) => {
+            tracing::error!(%error, "invalid configuration");
+            eprintln!("tern-broker: {error}");
+            return ExitCode::from(2);
+        }
+    };
+    if cli.check {
+        println!("configuration OK (revision {})", config.revision);
+        return ExitCode::SUCCESS;
+    }
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("tern-broker: cannot start the async runtime: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    runtime.block_on(async {
+        let running = match server::start(config).await {
+            Ok(running) => running,
+            Err(error) => {
+                tracing::error!(%error, "cannot start");
+                eprintln!("tern-broker: {error}");
+                return ExitCode::FAILURE;
+            }
+        };
+        wait_for_termination().await;
+        running.shutdown().await;
+        ExitCode::SUCCESS
+    })
+}
+
+fn configuration(cli: &Cli) -> Result<LoadedConfig, Box<dyn std::error::Error>> {
+    if let Some(path) = &cli.config {
+        return Ok(load_config(path)?);
+    }
+    let mut config = BrokerConfig::embedded_default();
+    if let Some(port) = cli.port {
+        config.listeners[0].port = port;
+    }
+    let text = yaml_serde::to_string(&config)?;
+    Ok(LoadedConfig {
+        config,
+        revision: tern_broker::config::revision_of(text.as_bytes()),
+        base_dir: PathBuf::from("."),
+    })
+}
+
+fn init_logging(format: LogFormat) {
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stdout());
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_ansi(ansi);
+    match format {
+        LogFormat::Text => builder.init(),
+        LogFormat::Json => builder.json().init(),
+    }
+}
+
+/// Resolves on SIGTERM (Kubernetes) or Ctrl-C.
+async fn wait_for_termination() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = term.recv() => {}
+                    _ = tokio::signal::ctrl_c() => {}
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}

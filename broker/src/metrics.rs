@@ -1,0 +1,309 @@
+//! The broker's counters and gauges, registered in one Prometheus registry.
+//!
+//! Every labelled series the hot path touches is resolved once at start-up into a plain handle,
+//! so counting a message is one atomic add — no label hashing, no lock. Labels only take values
+//! from small fixed sets (QoS, packet type, drop reason, listener name), never client ids or
+//! topics, so cardinality stays bounded.
+
+use prometheus::{
+    Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry,
+};
+
+use crate::protocol::QoS;
+
+/// Why a message was not delivered to a subscriber (the `reason` label of
+/// `tern_messages_dropped_total`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DropReason {
+    /// The subscriber's queue was full (QoS 0 for a slow subscriber, or an offline session).
+    QueueFull,
+    /// The message expired before it could be sent.
+    Expired,
+    /// The message exceeded the subscriber's Maximum Packet Size.
+    TooLarge,
+    /// Nobody was subscribed to the topic.
+    NoSubscribers,
+    /// A QoS 0 message for a session that was offline.
+    Offline,
+}
+
+impl DropReason {
+    const ALL: [DropReason; 5] = [
+        DropReason::QueueFull,
+        DropReason::Expired,
+        DropReason::TooLarge,
+        DropReason::NoSubscribers,
+        DropReason::Offline,
+    ];
+
+    fn label(self) -> &'static str {
+        match self {
+            DropReason::QueueFull => "queue_full",
+            DropReason::Expired => "expired",
+            DropReason::TooLarge => "too_large",
+            DropReason::NoSubscribers => "no_subscribers",
+            DropReason::Offline => "offline_qos0",
+        }
+    }
+}
+
+/// Packet type names indexed by their fixed-header type code (0 is unused).
+const PACKET_TYPES: [&str; 16] = [
+    "RESERVED",
+    "CONNECT",
+    "CONNACK",
+    "PUBLISH",
+    "PUBACK",
+    "PUBREC",
+    "PUBREL",
+    "PUBCOMP",
+    "SUBSCRIBE",
+    "SUBACK",
+    "UNSUBSCRIBE",
+    "UNSUBACK",
+    "PINGREQ",
+    "PINGRESP",
+    "DISCONNECT",
+    "AUTH",
+];
+
+/// All broker metrics. Cloning handles is cheap; the struct lives in the shared `Broker`.
+pub struct Metrics {
+    /// The registry `/metrics` renders.
+    pub registry: Registry,
+    /// Connections currently open (after CONNACK).
+    pub connections_current: IntGauge,
+    /// Connections accepted at the socket level, ever.
+    pub connections_accepted: IntCounter,
+    /// Connections refused, by reason.
+    pub connections_rejected: IntCounterVec,
+    /// Open connections per listener.
+    pub listener_connections: IntGaugeVec,
+    /// Sessions with a live connection.
+    pub sessions_online: IntGauge,
+    /// Persistent sessions without a connection.
+    pub sessions_offline: IntGauge,
+    /// Subscriptions currently held (including shared).
+    pub subscriptions: IntGauge,
+    /// Shared subscriptions currently held.
+    pub shared_subscriptions: IntGauge,
+    /// Retained messages currently stored.
+    pub retained_messages: IntGauge,
+    /// QoS 1/2 messages sent and not yet fully acknowledged, over all sessions.
+    pub inflight_messages: IntGauge,
+    /// Messages queued for delivery, over all sessions.
+    pub queued_messages: IntGauge,
+    messages_received: [IntCounter; 3],
+    messages_sent: [IntCounter; 3],
+    packets_received: Vec<IntCounter>,
+    packets_sent: Vec<IntCounter>,
+    /// Bytes read from client sockets.
+    pub bytes_received: IntCounter,
+    /// Bytes written to client sockets.
+    pub bytes_sent: IntCounter,
+    dropped: Vec<IntCounter>,
+    /// Times a publisher was held back because a subscriber's queue was full.
+    pub backpressure_waits: IntCounter,
+    /// Times a held-back publisher's message was refused after `limits.backpressureTimeout`.
+    pub backpressure_timeouts: IntCounter,
+    /// Connections closed for a protocol violation, by reason code name.
+    pub protocol_errors: IntCounterVec,
+    /// Time from a PUBLISH being read to a copy of it being written to a subscriber socket.
+    pub delivery_latency: Histogram,
+}
+
+impl Metrics {
+    /// Creates and registers every metric.
+    pub fn new() -> Metrics {
+        let registry = Registry::new();
+        let reg = |c: Box<dyn prometheus::core::Collector>| {
+            registry
+                .register(c)
+                .expect("metric names are unique constants");
+        };
+        let gauge = |name: &str, help: &str| {
+            let g = IntGauge::new(name, help).expect("valid metric");
+            reg(Box::new(g.clone()));
+            g
+        };
+        let counter = |name: &str, help: &str| {
+            let c = IntCounter::new(name, help).expect("valid metric");
+            reg(Box::new(c.clone()));
+            c
+        };
+        let counter_vec = |name: &str, help: &str, labels: &[&str]| {
+            let c = IntCounterVec::new(Opts::new(name, help), labels).expect("valid metric");
+            reg(Box::new(c.clone()));
+            c
+        };
+
+        let received = counter_vec(
+            "tern_messages_received_total",
+            "PUBLISH packets received from clients, by QoS.",
+            &["qos"],
+        );
+        let sent = counter_vec(
+            "tern_messages_sent_total",
+            "PUBLISH packets sent to clients, by QoS.",
+            &["qos"],
+        );
+        let by_qos = |vec: &IntCounterVec| {
+            ["0", "1", "2"].map(|qos| vec.with_label_values(&[qos]))
+        };
+        let packets_in = counter_vec(
+            "tern_packets_received_total",
+            "MQTT control packets received, by type.",
+            &["type"],
+        );
+        let packets_out = counter_vec(
+            "tern_packets_sent_total",
+            "MQTT control packets sent, by type.",
+            &["type"],
+        );
+        let dropped = counter_vec(
+            "tern_messages_dropped_total",
+            "Messages not delivered to a subscriber, by reason.",
+            &["reason"],
+        );
+        let listener_connections = IntGaugeVec::new(
+            Opts::new(
+                "tern_listener_connections",
+                "Open client connections per listener.",
+            ),
+            &["listener"],
+        )
+        .expect("valid metric");
+        reg(Box::new(listener_connections.clone()));
+        let delivery_latency = Histogram::with_opts(
+            HistogramOpts::new(
+                "tern_delivery_latency_seconds",
+                "Time from reading a PUBLISH to writing it to a subscriber.",
+            )
+            .buckets(vec![
+                0.000_05, 0.000_1, 0.000_25, 0.000_5, 0.001, 0.002_5, 0.005, 0.01, 0.025, 0.05,
+                0.1, 0.25, 0.5, 1.0, 2.5,
+            ]),
+        )
+        .expect("valid metric");
+        reg(Box::new(delivery_latency.clone()));
+        #[cfg(target_os = "linux")]
+        reg(Box::new(prometheus::process_collector::ProcessCollector::for_self()));
+
+        Metrics {
+            connections_current: gauge("tern_connections", "Client connections currently open."),
+            connections_accepted: counter(
+                "tern_connections_accepted_total",
+                "TCP connections accepted by the listeners.",
+            ),
+            connections_rejected: counter_vec(
+                "tern_connections_rejected_total",
+                "Connections refused, by reason.",
+                &["reason"],
+            ),
+            listener_connections,
+            sessions_online: gauge("tern_sessions_online", "Sessions with a live connection."),
+            sessions_offline: gauge(
+                "tern_sessions_offline",
+                "Persistent sessions kept while their client is disconnected.",
+            ),
+            subscriptions: gauge("tern_subscriptions", "Subscriptions currently held."),
+            shared_subscriptions: gauge(
+                "tern_shared_subscriptions",
+                "Shared subscriptions currently held.",
+            ),
+            retained_messages: gauge("tern_retained_messages", "Retained messages stored."),
+            inflight_messages: gauge(
+                "tern_inflight_messages",
+                "QoS 1/2 messages sent to clients and not yet acknowledged.",
+            ),
+            queued_messages: gauge(
+                "tern_queued_messages",
+                "Messages waiting in session queues for delivery.",
+            ),
+            messages_received: by_qos(&received),
+            messages_sent: by_qos(&sent),
+            packets_received: PACKET_TYPES
+                .iter()
+                .map(|t| packets_in.with_label_values(&[t]))
+                .collect(),
+            packets_sent: PACKET_TYPES
+                .iter()
+                .map(|t| packets_out.with_label_values(&[t]))
+                .collect(),
+            bytes_received: counter(
+                "tern_received_bytes_total",
+                "Bytes read from client connections.",
+            ),
+            bytes_sent: counter("tern_sent_bytes_total", "Bytes written to client connections."),
+            dropped: DropReason::ALL
+                .iter()
+                .map(|r| dropped.with_label_values(&[r.label()]))
+                .collect(),
+            backpressure_waits: counter(
+                "tern_backpressure_waits_total",
+                "Times a publisher was held back because a subscriber's queue was full.",
+            ),
+            backpressure_timeouts: counter(
+                "tern_backpressure_timeouts_total",
+                "Held-back QoS 1/2 publishes refused after the backpressure timeout.",
+            ),
+            protocol_errors: counter_vec(
+                "tern_protocol_errors_total",
+                "Connections closed because the client broke the protocol, by reason.",
+                &["reason"],
+            ),
+            delivery_latency,
+            registry,
+        }
+    }
+
+    /// Counts one PUBLISH received at `qos`.
+    pub fn message_received(&self, qos: QoS) {
+        self.messages_received[qos as usize].inc();
+    }
+
+    /// Counts one PUBLISH sent at `qos`.
+    pub fn message_sent(&self, qos: QoS) {
+        self.messages_sent[qos as usize].inc();
+    }
+
+    /// Counts one packet of fixed-header type `type_code` received.
+    pub fn packet_received(&self, type_code: u8) {
+        if let Some(counter) = self.packets_received.get(type_code as usize) {
+            counter.inc();
+        }
+    }
+
+    /// Counts one packet of fixed-header type `type_code` sent.
+    pub fn packet_sent(&self, type_code: u8) {
+        if let Some(counter) = self.packets_sent.get(type_code as usize) {
+            counter.inc();
+        }
+    }
+
+    /// Counts one message not delivered.
+    pub fn dropped(&self, reason: DropReason) {
+        self.dropped[reason as usize].inc();
+    }
+
+    /// Total PUBLISH packets received (for `$SYS`).
+    pub fn total_received(&self) -> u64 {
+        self.messages_received.iter().map(IntCounter::get).sum()
+    }
+
+    /// Total PUBLISH packets sent (for `$SYS`).
+    pub fn total_sent(&self) -> u64 {
+        self.messages_sent.iter().map(IntCounter::get).sum()
+    }
+
+    /// Messages dropped for `reason` so far.
+    pub fn dropped_count(&self, reason: DropReason) -> u64 {
+        self.dropped[reason as usize].get()
+    }
+}
+
+impl Default for Metrics {
+    fn default() -> Metrics {
+        Metrics::new()
+    }
+}

@@ -1,0 +1,132 @@
+//! Session state that outlives a connection: subscriptions, the queue of messages waiting to be
+//! sent, the window of unacknowledged (inflight) messages, and QoS 2 packet ids received.
+//!
+//! A session is shared between the connection that currently owns it and every publisher that
+//! routes a message to it, so its state sits behind one short-lived mutex per session — never a
+//! global lock. Ownership by a connection is tracked with a generation number: a takeover bumps
+//! it, and the old connection, seeing it no longer owns the session, stops touching it.
+
+mod queue;
+
+use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, Ordering};
+use std::sync::Arc;
+
+use bytestring::ByteString;
+use parking_lot::Mutex;
+use tokio::sync::Notify;
+
+use crate::protocol::{ReasonCode, SubscriptionOptions};
+use crate::router::Subscriber;
+
+pub use queue::{Enqueued, Inflight, InflightStage, OutboundQueue};
+
+/// A subscription as the session remembers it (the router holds the matching structure).
+#[derive(Debug, Clone, PartialEq)]
+pub struct SubscriptionRecord {
+    /// Options granted.
+    pub options: SubscriptionOptions,
+    /// Subscription identifier, if the client gave one.
+    pub identifier: Option<u32>,
+}
+
+/// Mutable session state, guarded by [`Session::state`].
+#[derive(Debug, Default)]
+pub struct SessionState {
+    /// Filters (as sent, including `$share/` prefixes) and their options.
+    pub subscriptions: HashMap<ByteString, SubscriptionRecord>,
+    /// Messages waiting to be sent and the inflight window.
+    pub outbound: OutboundQueue,
+    /// QoS 2 packet ids received and acknowledged with PUBREC, awaiting PUBREL. A duplicate
+    /// PUBLISH with one of these ids is not routed again.
+    pub incoming_qos2: HashSet<u16>,
+    /// Session Expiry Interval in seconds (`u32::MAX` = never).
+    pub expiry_interval: u32,
+    /// Generation of the connection that owns the session; bumped on every (re)connect.
+    pub generation: u64,
+}
+
+/// One client's session.
+#[derive(Debug)]
+pub struct Session {
+    /// Unique id for the life of the broker process (identity in the router).
+    pub id: u64,
+    /// The client identifier.
+    pub client_id: ByteString,
+    /// Guarded state; hold the lock only briefly and never across an await.
+    pub state: Mutex<SessionState>,
+    online: AtomicBool,
+    /// Woken when messages were queued for the owning connection.
+    pub wake: Notify,
+    /// Woken when queue space was freed and a publisher is waiting for it.
+    pub space: Notify,
+    /// Woken to make the owning connection close (takeover, shutdown, revoked credentials).
+    pub kick: Notify,
+    kicked_generation: AtomicU64,
+    kick_reason: AtomicU8,
+}
+
+impl Session {
+    /// A new, offline, empty session.
+    pub fn new(id: u64, client_id: ByteString) -> Session {
+        Session {
+            id,
+            client_id,
+            state: Mutex::new(SessionState::default()),
+            online: AtomicBool::new(false),
+            wake: Notify::new(),
+            space: Notify::new(),
+            kick: Notify::new(),
+            kicked_generation: AtomicU64::new(0),
+            kick_reason: AtomicU8::new(0),
+        }
+    }
+
+    /// Whether a connection currently owns the session.
+    pub fn is_online(&self) -> bool {
+        self.online.load(Ordering::Acquire)
+    }
+
+    /// Marks the session owned by a connection or not.
+    pub fn set_online(&self, online: bool) {
+        self.online.store(online, Ordering::Release);
+    }
+
+    /// Asks the connection of `generation` to close with `reason`.
+    pub fn kick(&self, generation: u64, reason: ReasonCode) {
+        self.kick_reason.store(reason.as_u8(), Ordering::Release);
+        self.kicked_generation.store(generation, Ordering::Release);
+        self.kick.notify_one();
+    }
+
+    /// The reason the connection of `generation` was asked to close, if it was.
+    pub fn kicked(&self, generation: u64) -> Option<ReasonCode> {
+        if self.kicked_generation.load(Ordering::Acquire) == generation {
+            ReasonCode::from_u8(self.kick_reason.load(Ordering::Acquire))
+        } else {
+            None
+        }
+    }
+}
+
+/// The router's handle on a session: cheap to clone, compared by session id.
+#[derive(Debug, Clone)]
+pub struct SessionRef(pub Arc<Session>);
+
+impl Subscriber for SessionRef {
+    fn id(&self) -> u64 {
+        self.0.id
+    }
+
+    fn is_online(&self) -> bool {
+        self.0.is_online()
+    }
+}
+
+impl std::ops::Deref for SessionRef {
+    type Target = Session;
+
+    fn deref(&self) -> &Session {
+        &self.0
+    }
+}

@@ -1,0 +1,187 @@
+//! Runs the selected scenarios against the selected brokers, one broker process per scenario.
+
+use std::process::Command;
+
+use anyhow::Context;
+
+use crate::bench::options::{Options, Params, Protocol, Scenario};
+use crate::bench::procstat;
+use crate::bench::report::{
+    Better, BrokerOutcome, Metric, Outcome, RunInfo, RunReport, ScenarioReport,
+};
+use crate::bench::scenarios::{self, Target};
+use crate::broker::{mosquitto_binary, tern_broker_binary, BrokerConfig, BrokerKind, Limits};
+use crate::broker::BrokerProcess;
+
+/// Open-file limit asked for, for the load generator and for each broker (capped at the hard
+/// limit); the idle scenario needs one descriptor per connection on each side.
+pub const NOFILE_LIMIT: u64 = 65_536;
+/// Broker log lines quoted in an error.
+const LOG_TAIL_LINES: usize = 20;
+
+/// The broker configuration used by every scenario: the same limits for both brokers, quiet
+/// logging, a high open-file limit.
+pub fn bench_broker_config() -> BrokerConfig {
+    BrokerConfig {
+        limits: Limits {
+            receive_maximum: Some(100),
+            max_inflight: Some(100),
+            max_queued_messages: Some(10_000),
+            ..Limits::default()
+        },
+        quiet: true,
+        nofile_limit: Some(NOFILE_LIMIT),
+        ..BrokerConfig::default()
+    }
+}
+
+/// Derives the parameters and describes the machine; also makes sure the Tern binary exists
+/// (building it if needed) before any scenario starts.
+pub async fn prepare(options: &Options) -> anyhow::Result<(Params, RunInfo)> {
+    let params = Params::from_options(options);
+    let info = run_info(options, &params, &options.broker.kinds()).await?;
+    Ok((params, info))
+}
+
+/// Runs everything `options` selects with the parameters from [`prepare`]. `on_scenario` is
+/// called after each scenario (to print progressively).
+pub async fn run(
+    options: &Options,
+    params: &Params,
+    info: RunInfo,
+    mut on_scenario: impl FnMut(&ScenarioReport),
+) -> anyhow::Result<RunReport> {
+    let started = std::time::Instant::now();
+    let params = params.clone();
+    let kinds = options.broker.kinds();
+
+    let mut reports = Vec::new();
+    for scenario in options.selected_scenarios() {
+        let mut report = ScenarioReport {
+            scenario: scenario.name().to_string(),
+            description: scenarios::describe(scenario, &params),
+            brokers: Vec::new(),
+        };
+        for &kind in &kinds {
+            let outcome = run_one(kind, scenario, &params).await;
+            report.brokers.push(BrokerOutcome {
+                broker: kind.name().to_string(),
+                outcome,
+            });
+        }
+        on_scenario(&report);
+        reports.push(report);
+    }
+    Ok(RunReport {
+        info,
+        scenarios: reports,
+        total_secs: started.elapsed().as_secs_f64(),
+    })
+}
+
+/// Machine and settings, locating (or building) the Tern binary.
+async fn run_info(
+    options: &Options,
+    params: &Params,
+    kinds: &[BrokerKind],
+) -> anyhow::Result<RunInfo> {
+    let tern_binary = if kinds.contains(&BrokerKind::Tern) {
+        let path = tokio::task::spawn_blocking(tern_broker_binary)
+            .await
+            .context("locating tern-broker")??;
+        Some(path.display().to_string())
+    } else {
+        None
+    };
+    let mosquitto_version = if kinds.contains(&BrokerKind::Mosquitto) {
+        mosquitto_version()
+    } else {
+        None
+    };
+    Ok(RunInfo {
+        cpus: procstat::cpu_count(),
+        cpu_model: procstat::cpu_model(),
+        mosquitto_version,
+        tern_binary,
+        payload_bytes: params.payload,
+        duration_secs: params.duration.as_secs_f64(),
+        warmup_secs: params.warmup.as_secs_f64(),
+        protocol: match options.protocol {
+            Protocol::V311 => "3.1.1".to_string(),
+            Protocol::V5 => "5.0".to_string(),
+        },
+        quick: options.quick,
+    })
+}
+
+/// `mosquitto -h`'s first line, e.g. "mosquitto version 2.0.11".
+fn mosquitto_version() -> Option<String> {
+    let output = Command::new(mosquitto_binary()).arg("-h").output().ok()?;
+    String::from_utf8_lossy(&output.stdout)
+        .lines()
+        .next()
+        .map(|line| line.trim().to_string())
+}
+
+/// Starts a fresh broker, runs one scenario under the hard time limit, stops the broker.
+/// Never fails: problems are reported in the outcome.
+async fn run_one(kind: BrokerKind, scenario: Scenario, params: &Params) -> Outcome {
+    let config = bench_broker_config();
+    let started = tokio::task::spawn_blocking(move || BrokerProcess::start(kind, &config)).await;
+    let mut broker = match started {
+        Ok(Ok(broker)) => broker,
+        Ok(Err(error)) => return failed(format!("starting {kind}: {error:#}")),
+        Err(error) => return failed(format!("starting {kind}: {error}")),
+    };
+    let target = Target {
+        addr: broker.socket_addr(),
+        pid: broker.pid(),
+    };
+    let limit = params.time_limit();
+    let result = tokio::time::timeout(limit, scenarios::run(scenario, target, params)).await;
+    let mut outcome = match result {
+        Ok(Ok(outcome)) => outcome,
+        Ok(Err(error)) => failed(format!("{error:#}")),
+        Err(_) => failed(format!("did not finish within {limit:?}")),
+    };
+    if let Ok(peak) = procstat::peak_rss_kib(target.pid) {
+        outcome.metrics.push(Metric::new(
+            "peak_rss",
+            "broker peak RSS",
+            "MiB",
+            peak as f64 / 1024.0,
+            Better::Lower,
+        ));
+    }
+    if !broker.is_running() {
+        let error = format!("{kind} exited during the scenario");
+        outcome.error = Some(match outcome.error.take() {
+            Some(previous) => format!("{previous}; {error}"),
+            None => error,
+        });
+    }
+    if let Some(error) = outcome.error.take() {
+        outcome.error = Some(format!(
+            "{error}\n--- last lines of the {kind} log ---\n{}",
+            log_tail(&broker.log())
+        ));
+    }
+    match tokio::task::spawn_blocking(move || broker.stop()).await {
+        Ok(Ok(_)) => {}
+        Ok(Err(error)) => outcome.notes.push(format!("stopping {kind}: {error:#}")),
+        Err(error) => outcome.notes.push(format!("stopping {kind}: {error}")),
+    }
+    outcome
+}
+
+fn failed(error: String) -> Outcome {
+    Outcome {
+        error: Some(error),
+        ..Outcome::default()
+    }
+}
+
+fn log_tail(log: &str) -> String {
+    let lines: Vec<&str> = log.lines().collect();
+    lines[lines.len().saturating_sub(LOG_TAIL_LINES)..].join("\n")
+}
