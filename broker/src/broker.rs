@@ -271,6 +271,18 @@ impl Broker {
         blocked
     }
 
+    /// Publishes a message no client can be held back for (wills, `$SYS`): deliveries that
+    /// meet a connected subscriber's full queue are queued beyond the limit rather than lost.
+    /// Their number is bounded by the number of sessions, so this cannot grow without end.
+    pub fn publish_internal(&self, message: Arc<Message>) {
+        let mut routes = Vec::new();
+        for (session, delivery) in self.publish(message, &mut routes) {
+            session.state.lock().outbound.push_unbounded(delivery);
+            self.metrics.queued_messages.inc();
+            session.wake.notify_one();
+        }
+    }
+
     /// Offers one delivery to a session; returns it back if the session is connected and full.
     pub fn enqueue(&self, session: &SessionRef, delivery: Delivery) -> Option<Delivery> {
         let capacity = self.config().config.limits.max_queued_messages;
@@ -402,13 +414,44 @@ impl Broker {
             .set(self.router.shared_subscription_count() as i64);
     }
 
-    /// Asks every connection to close with Server shutting down.
+    /// Asks every connection to close with `reason`.
     pub fn kick_all(&self, reason: ReasonCode) {
-        let sessions: Vec<Arc<Session>> = self.sessions.lock().values().cloned().collect();
-        for session in sessions {
-            if session.is_online() {
-                let generation = session.state.lock().generation;
-                session.kick(generation, reason);
+        for session in self.online_sessions() {
+            let generation = session.state.lock().generation;
+            session.kick(generation, reason);
+        }
+    }
+
+    fn online_sessions(&self) -> Vec<Arc<Session>> {
+        self.sessions
+            .lock()
+            .values()
+            .filter(|s| s.is_online())
+            .cloned()
+            .collect()
+    }
+
+    /// Milliseconds since the broker started: the clock of keep-alive bookkeeping.
+    pub fn clock_ms(&self) -> u64 {
+        self.started_at.elapsed().as_millis() as u64
+    }
+
+    /// Closes connections silent for longer than 1.5 × their keep alive (MQTT-3.1.2-22),
+    /// checking once a second until shutdown.
+    pub async fn sweep_keep_alives(self: Arc<Self>) {
+        let mut ticker = tokio::time::interval(Duration::from_secs(1));
+        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                _ = ticker.tick() => {}
+                _ = self.shutdown.cancelled() => return,
+            }
+            let now = self.clock_ms();
+            for session in self.online_sessions() {
+                if session.keep_alive.expired(now) {
+                    let generation = session.state.lock().generation;
+                    session.kick(generation, ReasonCode::KeepAliveTimeout);
+                }
             }
         }
     }

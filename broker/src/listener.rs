@@ -4,13 +4,16 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpSocket};
 use tokio_util::task::TaskTracker;
 use tracing::{info, warn};
 
 use crate::broker::Broker;
 use crate::config::ListenerConfig;
 use crate::connection;
+
+/// Pending connections the kernel may queue per listener.
+const ACCEPT_BACKLOG: u32 = 4096;
 
 /// A bound listener, ready to accept.
 pub struct BoundListener {
@@ -22,8 +25,21 @@ pub struct BoundListener {
 
 impl BoundListener {
     /// Binds the socket described by `config`.
+    ///
+    /// The accept backlog is large (the kernel caps it at `net.core.somaxconn`) so that a
+    /// reconnect storm — every client of a restarted pod coming back at once — queues in the
+    /// kernel instead of having SYNs dropped and retried a second later. SO_REUSEADDR lets a
+    /// restarted broker bind while old connections sit in TIME_WAIT.
     pub async fn bind(config: ListenerConfig) -> std::io::Result<BoundListener> {
-        let socket = TcpListener::bind(SocketAddr::new(config.bind, config.port)).await?;
+        let address = SocketAddr::new(config.bind, config.port);
+        let socket = if address.is_ipv4() {
+            TcpSocket::new_v4()?
+        } else {
+            TcpSocket::new_v6()?
+        };
+        socket.set_reuseaddr(true)?;
+        socket.bind(address)?;
+        let socket = socket.listen(ACCEPT_BACKLOG)?;
         Ok(BoundListener { config, socket })
     }
 

@@ -7,10 +7,10 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
+use bytes::{BufMut, Bytes, BytesMut};
 use bytestring::ByteString;
 
-use crate::protocol::{Publish, PublishProperties, QoS};
+use crate::protocol::{LastWill, Publish, PublishProperties, QoS};
 use crate::router::SharedGroupKey;
 
 /// A message as published, shared by all its deliveries.
@@ -37,16 +37,22 @@ pub struct Message {
 
 impl Message {
     /// Turns a received PUBLISH (topic alias already resolved) into a message.
+    ///
+    /// Decoded fields are slices of the connection's read buffer; a message can outlive that
+    /// buffer by a long time (offline queues, the retained store), and a slice would keep the
+    /// whole read chunk alive. So topic and payload are copied once here, into one allocation
+    /// of exactly their size — once per message, never per subscriber.
     pub fn from_publish(publish: Publish, publisher: u64, now: Instant) -> Message {
-        let mut properties = publish.properties;
+        let (topic, payload) = compact_topic_and_payload(&publish.topic, &publish.payload);
+        let mut properties = compact_properties(publish.properties);
         properties.topic_alias = None;
         properties.subscription_identifiers = Vec::new();
         let expires_at = properties
             .message_expiry_interval
             .map(|secs| now + Duration::from_secs(u64::from(secs)));
         Message {
-            topic: publish.topic,
-            payload: publish.payload,
+            topic,
+            payload,
             qos: publish.qos,
             retain: publish.retain,
             properties,
@@ -56,7 +62,34 @@ impl Message {
         }
     }
 
-    /// A message the broker itself publishes (`$SYS`, wills are built from their CONNECT).
+    /// The message a client's will turns into (copied out of the CONNECT's buffer).
+    pub fn from_will(will: LastWill, publisher: u64, now: Instant) -> Message {
+        let (topic, payload) = compact_topic_and_payload(&will.topic, &will.payload);
+        let props = will.properties;
+        let properties = compact_properties(PublishProperties {
+            payload_format_indicator: props.payload_format_indicator,
+            message_expiry_interval: props.message_expiry_interval,
+            response_topic: props.response_topic,
+            correlation_data: props.correlation_data,
+            user_properties: props.user_properties,
+            content_type: props.content_type,
+            ..PublishProperties::default()
+        });
+        Message {
+            topic,
+            payload,
+            qos: will.qos,
+            retain: will.retain,
+            expires_at: properties
+                .message_expiry_interval
+                .map(|secs| now + Duration::from_secs(u64::from(secs))),
+            properties,
+            received_at: now,
+            publisher,
+        }
+    }
+
+    /// A message the broker itself publishes (`$SYS`).
     pub fn from_broker(topic: ByteString, payload: Bytes, retain: bool) -> Message {
         Message {
             topic,
@@ -84,6 +117,41 @@ impl Message {
             u32::try_from(secs.max(1)).unwrap_or(u32::MAX)
         })
     }
+}
+
+/// Copies topic and payload into one fresh allocation.
+fn compact_topic_and_payload(topic: &ByteString, payload: &Bytes) -> (ByteString, Bytes) {
+    let mut buffer = BytesMut::with_capacity(topic.len() + payload.len());
+    buffer.put_slice(topic.as_bytes());
+    buffer.put_slice(payload);
+    let mut payload = buffer.freeze();
+    let topic = payload.split_to(topic.len());
+    let topic = ByteString::try_from(topic).expect("copied from a valid string");
+    (topic, payload)
+}
+
+/// A copy of a string that owns exactly its bytes.
+pub fn owned_string(text: &ByteString) -> ByteString {
+    ByteString::from(&**text)
+}
+
+/// Copies the (rarely present) reference-counted properties out of the read buffer.
+fn compact_properties(mut properties: PublishProperties) -> PublishProperties {
+    let own = |s: &mut Option<ByteString>| {
+        if let Some(text) = s {
+            *text = owned_string(text);
+        }
+    };
+    own(&mut properties.response_topic);
+    own(&mut properties.content_type);
+    if let Some(data) = &mut properties.correlation_data {
+        *data = Bytes::copy_from_slice(data);
+    }
+    for (key, value) in &mut properties.user_properties {
+        *key = owned_string(key);
+        *value = owned_string(value);
+    }
+    properties
 }
 
 /// One message on its way to one subscriber.

@@ -83,6 +83,7 @@ pub async fn start(config: LoadedConfig) -> Result<RunningServer, StartError> {
         info!(%address, "metrics and health endpoints listening");
         background.spawn(crate::http::serve(broker.clone(), socket));
     }
+    background.spawn(broker.clone().sweep_keep_alives());
     if sys_interval > 0 {
         let interval = Duration::from_secs(u64::from(sys_interval));
         background.spawn(sys::publish_periodically(broker.clone(), interval));
@@ -102,6 +103,7 @@ impl RunningServer {
     pub async fn shutdown(self) {
         info!("shutting down");
         self.broker.shutdown.cancel();
+        self.broker.kick_all(crate::protocol::ReasonCode::ServerShuttingDown);
         self.background.close();
         self.connections.close();
         if tokio::time::timeout(SHUTDOWN_GRACE, self.connections.wait())

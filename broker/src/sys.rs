@@ -13,7 +13,6 @@ use crate::message::Message;
 pub async fn publish_periodically(broker: Arc<Broker>, interval: Duration) {
     let mut ticker = tokio::time::interval(interval);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let mut routes = Vec::new();
     loop {
         tokio::select! {
             _ = ticker.tick() => {}
@@ -21,7 +20,7 @@ pub async fn publish_periodically(broker: Arc<Broker>, interval: Duration) {
         }
         for (topic, value) in snapshot(&broker) {
             let message = Message::from_broker(topic.into(), Bytes::from(value), true);
-            let _ = broker.publish(Arc::new(message), &mut routes);
+            broker.publish_internal(Arc::new(message));
         }
     }
 }

@@ -37,6 +37,8 @@ const STOP_TIMEOUT: Duration = Duration::from_secs(5);
 pub const TERN_BROKER_BIN_ENV: &str = "TERN_BROKER_BIN";
 /// Environment variable naming a `mosquitto` binary to use instead of the system one.
 pub const MOSQUITTO_BIN_ENV: &str = "MOSQUITTO_BIN";
+/// Mosquitto's own log file in the broker directory (stdout/stderr go to `broker.log`).
+const MOSQUITTO_LOG: &str = "mosquitto.log";
 /// Where Debian's `mosquitto` package installs the broker.
 const MOSQUITTO_DEFAULT_BIN: &str = "/usr/sbin/mosquitto";
 
@@ -170,7 +172,8 @@ impl BrokerProcess {
             }
             BrokerKind::Mosquitto => {
                 let conf_path = dir.path().join("mosquitto.conf");
-                std::fs::write(&conf_path, mosquitto_conf(config, port))
+                let log_file = dir.path().join(MOSQUITTO_LOG);
+                std::fs::write(&conf_path, mosquitto_conf(config, port, &log_file))
                     .context("writing mosquitto.conf")?;
                 let mut command = Command::new(mosquitto_binary());
                 command.arg("-c").arg(&conf_path);
@@ -276,17 +279,15 @@ impl BrokerProcess {
         self.metrics_port
     }
 
-    /// Everything the broker wrote to stdout and stderr so far.
+    /// Everything the broker logged so far: its stdout and stderr, followed for Mosquitto by
+    /// its own log file (Mosquitto buffers stdout, so its log goes to a file it flushes).
     pub fn log(&self) -> String {
-        match std::fs::read(&self.log_path) {
-            Ok(bytes) => String::from_utf8_lossy(&bytes).into_owned(),
-            Err(error) => format!("<cannot read {}: {error}>", self.log_path.display()),
+        let mut log = read_lossy(&self.log_path);
+        let mosquitto_log = self.dir.path().join(MOSQUITTO_LOG);
+        if self.kind == BrokerKind::Mosquitto && mosquitto_log.exists() {
+            log.push_str(&read_lossy(&mosquitto_log));
         }
-    }
-
-    /// Path of the log file.
-    pub fn log_path(&self) -> &Path {
-        &self.log_path
+        log
     }
 
     /// The temporary directory holding the configuration (Tern: `broker.yaml`, Mosquitto:
@@ -349,6 +350,14 @@ impl Drop for BrokerProcess {
             let _ = child.kill();
             let _ = child.wait();
         }
+    }
+}
+
+/// A file's content as text, or a note saying why it could not be read.
+fn read_lossy(path: &Path) -> String {
+    match std::fs::read(path) {
+        Ok(bytes) => String::from_utf8_lossy(&bytes).into_owned(),
+        Err(error) => format!("<cannot read {}: {error}>\n", path.display()),
     }
 }
 
@@ -455,11 +464,17 @@ fn tern_yaml(config: &BrokerConfig, port: u16, metrics_port: u16) -> String {
 }
 
 /// Renders Mosquitto's configuration file.
-fn mosquitto_conf(config: &BrokerConfig, port: u16) -> String {
+fn mosquitto_conf(config: &BrokerConfig, port: u16, log_file: &Path) -> String {
     let mut conf = String::new();
     let limits = &config.limits;
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } == 0 {
+        // Mosquitto started as root switches to the `mosquitto` user, which could then not open
+        // the log file in our private temporary directory.
+        let _ = writeln!(conf, "user root");
+    }
     let _ = writeln!(conf, "persistence false");
-    let _ = writeln!(conf, "log_dest stdout");
+    let _ = writeln!(conf, "log_dest file {}", log_file.display());
     if config.quiet {
         let _ = writeln!(conf, "log_type error");
         let _ = writeln!(conf, "log_type warning");
@@ -666,6 +681,9 @@ mod tests {
         assert_eq!(broker.metrics_port(), None);
         assert!(broker.config_dir().join("mosquitto.conf").exists());
         assert_eq!(connack(&broker.addr()), [0x20, 2, 0, 0], "{}", broker.log());
+        // The log is readable while the broker runs (not stuck in a stdout buffer).
+        let log = broker.log();
+        assert!(log.contains("New client connected"), "{log}");
         let status = broker.stop().expect("stop");
         assert!(status.code().is_some() || status.signal_is_term());
     }

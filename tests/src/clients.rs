@@ -18,7 +18,10 @@ mod tools;
 
 use std::time::Duration;
 
-pub use raw::{connect_packet, encode_packet, publish_packet, Bystander, Event, RawClient};
+pub use raw::{
+    connect_packet, encode_packet, persistent_connect_packet, publish_packet, Bystander, Event,
+    RawClient,
+};
 pub use rumqtt::{RumqttClient, RumqttMessage};
 pub use tools::{mosquitto_pub, paho, MosquittoSub, SubOptions};
 

@@ -47,7 +47,9 @@ async fn qos0_message_is_delivered_at_qos0_without_packet_id(version: ProtocolVe
     let (mut subscriber, mut publisher) =
         raw_pair(&broker.addr(), version, "q/0", QoS::ExactlyOnce).await;
 
-    publisher.publish("q/0", "zero", QoS::AtMostOnce, false).await;
+    publisher
+        .publish("q/0", "zero", QoS::AtMostOnce, false)
+        .await;
 
     let publish = subscriber.expect_publish().await;
     assert_eq!((publish.qos, publish.packet_id), (QoS::AtMostOnce, None));
@@ -89,12 +91,16 @@ async fn qos2_publish_completes_the_four_step_handshake_in_both_directions(
     let publish = subscriber.expect_publish().await;
     assert_eq!(publish.qos, QoS::ExactlyOnce);
     let packet_id = publish.packet_id.expect("QoS 2 has a packet id");
-    subscriber.send(&Packet::PubRec(PubAck::success(packet_id))).await;
+    subscriber
+        .send(&Packet::PubRec(PubAck::success(packet_id)))
+        .await;
     match subscriber.recv().await {
         Packet::PubRel(rel) => assert_eq!(rel.packet_id, packet_id, "PUBREL packet id"),
         other => panic!("expected PUBREL, got {other:?}"),
     }
-    subscriber.send(&Packet::PubComp(PubAck::success(packet_id))).await;
+    subscriber
+        .send(&Packet::PubComp(PubAck::success(packet_id)))
+        .await;
     subscriber.ping().await;
 }
 
@@ -109,11 +115,17 @@ async fn qos2_publish_resent_before_pubrel_is_delivered_once(version: ProtocolVe
     assert!(matches!(publisher.recv().await, Packet::PubRec(ack) if ack.packet_id == 7));
     publish.dup = true;
     assert_eq!(publisher.publish_with(publish).await, ReasonCode::Success);
-    publisher.publish("q/2", "sentinel", QoS::ExactlyOnce, false).await;
+    publisher
+        .publish("q/2", "sentinel", QoS::ExactlyOnce, false)
+        .await;
 
     let first = subscriber.expect_publishes_acked(2).await;
     let payloads: Vec<&[u8]> = first.iter().map(|p| &p.payload[..]).collect();
-    assert_eq!(payloads, [&b"once"[..], b"sentinel"], "duplicate must not be delivered");
+    assert_eq!(
+        payloads,
+        [&b"once"[..], b"sentinel"],
+        "duplicate must not be delivered"
+    );
 }
 
 async fn delivery_qos_is_downgraded_to_the_subscription_maximum(version: ProtocolVersion) {
@@ -121,14 +133,21 @@ async fn delivery_qos_is_downgraded_to_the_subscription_maximum(version: Protoco
     let (mut subscriber, mut publisher) =
         raw_pair(&broker.addr(), version, "q/down", QoS::AtLeastOnce).await;
 
-    publisher.publish("q/down", "two", QoS::ExactlyOnce, false).await;
-    publisher.publish("q/down", "zero", QoS::AtMostOnce, false).await;
+    publisher
+        .publish("q/down", "two", QoS::ExactlyOnce, false)
+        .await;
+    publisher
+        .publish("q/down", "zero", QoS::AtMostOnce, false)
+        .await;
 
     let got = subscriber.expect_publishes_acked(2).await;
     let delivered: Vec<(QoS, &[u8])> = got.iter().map(|p| (p.qos, &p.payload[..])).collect();
     assert_eq!(
         delivered,
-        [(QoS::AtLeastOnce, &b"two"[..]), (QoS::AtMostOnce, &b"zero"[..])]
+        [
+            (QoS::AtLeastOnce, &b"two"[..]),
+            (QoS::AtMostOnce, &b"zero"[..])
+        ]
     );
 }
 
@@ -157,11 +176,16 @@ async fn qos1_messages_from_one_publisher_arrive_in_publish_order(version: Proto
 async fn rumqttc_roundtrip(version: ProtocolVersion, qos: QoS) {
     let broker = start_broker();
     let mut subscriber = RumqttClient::connect(broker.port(), version, "rumqttc-sub").await;
-    assert_eq!(subscriber.subscribe("rumqttc/+", qos).await, Some(qos as u8));
+    assert_eq!(
+        subscriber.subscribe("rumqttc/+", qos).await,
+        Some(qos as u8)
+    );
     let mut publisher = RumqttClient::connect(broker.port(), version, "rumqttc-pub").await;
 
     for i in 0..3 {
-        publisher.publish("rumqttc/t", &format!("m{i}"), qos, false).await;
+        publisher
+            .publish("rumqttc/t", &format!("m{i}"), qos, false)
+            .await;
     }
 
     for i in 0..3 {
@@ -198,7 +222,12 @@ async fn mosquitto_clients_roundtrip(version: ProtocolVersion, qos: u8) {
     let qos_arg = qos.to_string();
     for i in 0..3 {
         let payload = format!("m{i}");
-        mosquitto_pub(broker.port(), version, &["-t", &topic, "-q", &qos_arg, "-m", &payload]).await;
+        mosquitto_pub(
+            broker.port(),
+            version,
+            &["-t", &topic, "-q", &qos_arg, "-m", &payload],
+        )
+        .await;
     }
 
     let expected: Vec<String> = (0..3).map(|i| format!("{topic} {qos} m{i}")).collect();
@@ -229,7 +258,10 @@ async fn paho_roundtrip(version: ProtocolVersion, qos: u8) {
 
     assert_eq!(result["suback"], serde_json::json!([qos]), "{result}");
     let received = result["received"].as_array().expect("received list");
-    let payloads: Vec<&str> = received.iter().filter_map(|m| m["payload"].as_str()).collect();
+    let payloads: Vec<&str> = received
+        .iter()
+        .filter_map(|m| m["payload"].as_str())
+        .collect();
     let expected: Vec<String> = (0..10).map(|i| format!("msg-{i}")).collect();
     assert_eq!(payloads, expected, "order and completeness");
     assert!(received.iter().all(|m| m["qos"] == qos), "{result}");

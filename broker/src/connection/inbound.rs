@@ -114,7 +114,8 @@ where
                 ));
             }
             if publish.topic.is_empty() {
-                match self.inbound_aliases.get(&alias) {
+                let known = self.aliases.as_ref().and_then(|a| a.inbound.get(&alias));
+                match known {
                     Some(topic) => publish.topic = topic.clone(),
                     None => {
                         return Err(protocol_error(
@@ -124,7 +125,10 @@ where
                     }
                 }
             } else {
-                self.inbound_aliases.insert(alias, publish.topic.clone());
+                self.aliases
+                    .get_or_insert_with(Default::default)
+                    .inbound
+                    .insert(alias, crate::message::owned_string(&publish.topic));
             }
         }
         if validate_topic_name(&publish.topic).is_err() {
@@ -183,6 +187,11 @@ where
             self.acknowledge(qos, packet_id, ReasonCode::Success);
         } else {
             self.broker.metrics.backpressure_waits.inc();
+            // Not reading on purpose: the keep-alive sweeper must not count this as silence.
+            self.session
+                .keep_alive
+                .paused
+                .store(true, std::sync::atomic::Ordering::Relaxed);
             let timeout = self.broker.config().config.limits.backpressure_timeout;
             self.stalled = Some(Stalled {
                 blocked,
@@ -251,7 +260,14 @@ where
                 stalled.blocked.push((session, delivery));
             }
         }
-        self.last_packet_at = Instant::now();
+        let keep_alive = &self.session.keep_alive;
+        keep_alive
+            .last_packet_ms
+            .store(self.broker.clock_ms(), std::sync::atomic::Ordering::Relaxed);
+        let still_stalled = !stalled.blocked.is_empty() && Instant::now() < stalled.deadline;
+        keep_alive
+            .paused
+            .store(still_stalled, std::sync::atomic::Ordering::Relaxed);
         if stalled.blocked.is_empty() {
             self.acknowledge(stalled.qos, stalled.packet_id, ReasonCode::Success);
             return Ok(());

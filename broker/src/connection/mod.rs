@@ -14,20 +14,21 @@ mod outbound;
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::pin::pin;
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::BytesMut;
 use bytestring::ByteString;
 use futures_util::future::BoxFuture;
-use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
-use tokio::time::{sleep_until, Instant};
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadHalf, WriteHalf};
+use tokio::time::Instant;
 use tracing::{debug, info};
 
 use crate::broker::{Blocked, Broker};
 use crate::message::Message;
 use crate::protocol::{
-    decode, encode, Connect, Disconnect, LastWill, Packet, ProtocolVersion, QoS, ReasonCode,
+    decode, encode, Connect, Disconnect, Packet, ProtocolVersion, QoS, ReasonCode,
 };
 use crate::router::Route;
 use crate::session::SessionRef;
@@ -63,6 +64,15 @@ struct Stalled {
     deadline: Instant,
 }
 
+/// Topic alias maps of one connection (aliases never outlive it).
+#[derive(Default)]
+struct TopicAliases {
+    /// Alias → topic, as defined by the client.
+    inbound: HashMap<u16, ByteString>,
+    /// Topic → alias, as assigned by the broker.
+    outbound: HashMap<ByteString, u16>,
+}
+
 /// Everything one connection owns.
 struct Connection<R, W> {
     broker: Arc<Broker>,
@@ -75,30 +85,24 @@ struct Connection<R, W> {
     writer: W,
     read_buf: BytesMut,
     write_buf: BytesMut,
-    keep_alive: Option<Duration>,
-    last_packet_at: Instant,
     client: ClientLimits,
-    inbound_aliases: HashMap<u16, ByteString>,
-    outbound_aliases: HashMap<ByteString, u16>,
-    will: Option<LastWill>,
+    /// Topic aliases in both directions; allocated on first use (most clients use none).
+    aliases: Option<Box<TopicAliases>>,
+    /// The will, already copied out of the read buffer, and its delay in seconds.
+    will: Option<(Box<Message>, u32)>,
     stalled: Option<Stalled>,
     routes: Vec<Route<SessionRef>>,
 }
 
 /// Serves one accepted stream until it closes.
+///
+/// The handshake and the teardown run as boxed futures: an async fn's state is as large as its
+/// largest phase, and their timers would otherwise stay part of every idle connection.
 pub async fn serve<S>(stream: S, peer: SocketAddr, listener: Arc<str>, broker: Arc<Broker>)
 where
     S: AsyncRead + AsyncWrite + Send + Unpin + 'static,
 {
-    let (mut reader, mut writer) = tokio::io::split(stream);
-    let mut read_buf = BytesMut::new();
-    let connect = match read_connect(&broker, &mut reader, &mut writer, &mut read_buf).await {
-        Some(connect) => connect,
-        None => return,
-    };
-    let Some(mut connection) =
-        accept(broker, connect, peer, listener, reader, writer, read_buf).await
-    else {
+    let Some(mut connection) = Box::pin(handshake(stream, peer, listener, broker)).await else {
         return;
     };
     connection.broker.metrics.connections_current.inc();
@@ -109,8 +113,24 @@ where
         .with_label_values(&[&*connection.listener]);
     listener_gauge.inc();
     let exit = connection.run().await;
-    connection.finish(exit).await;
+    Box::pin(connection.finish(exit)).await;
     listener_gauge.dec();
+}
+
+/// Reads CONNECT and answers it; `None` if the connection was refused or went away.
+async fn handshake<S>(
+    stream: S,
+    peer: SocketAddr,
+    listener: Arc<str>,
+    broker: Arc<Broker>,
+) -> Option<Box<Connection<ReadHalf<S>, WriteHalf<S>>>>
+where
+    S: AsyncRead + AsyncWrite + Send + Unpin + 'static,
+{
+    let (mut reader, mut writer) = tokio::io::split(stream);
+    let mut read_buf = BytesMut::new();
+    let connect = read_connect(&broker, &mut reader, &mut writer, &mut read_buf).await?;
+    accept(broker, connect, peer, listener, reader, writer, read_buf).await
 }
 
 /// Reads the first packet, which must be CONNECT, within the connect timeout.
@@ -167,7 +187,7 @@ async fn accept<R, W>(
     reader: R,
     mut writer: W,
     read_buf: BytesMut,
-) -> Option<Connection<R, W>>
+) -> Option<Box<Connection<R, W>>>
 where
     R: AsyncRead + Unpin,
     W: AsyncWrite + Unpin,
@@ -208,16 +228,16 @@ where
         }
     };
 
+    // The id outlives the read buffer it was decoded from: own it.
     let opened = broker.open_session(
-        terms.client_id.clone(),
+        crate::message::owned_string(&terms.client_id),
         connect.clean_start,
         terms.session_expiry,
     );
     debug!(%peer, client_id = %terms.client_id, ?version, session_present = opened.session_present, "client connected");
     let connack = handshake::connack(&connect, &terms, &limits, opened.session_present);
-    let now = Instant::now();
     let connect = *connect;
-    let mut connection = Connection {
+    let mut connection = Box::new(Connection {
         session: SessionRef(opened.session),
         generation: opened.generation,
         version,
@@ -227,17 +247,23 @@ where
         writer,
         read_buf,
         write_buf: BytesMut::new(),
-        keep_alive: (terms.keep_alive > 0)
-            .then(|| Duration::from_millis(u64::from(terms.keep_alive) * 1500)),
-        last_packet_at: now,
         client: terms.client,
-        inbound_aliases: HashMap::new(),
-        outbound_aliases: HashMap::new(),
-        will: connect.will,
+        aliases: None,
+        will: connect.will.map(|will| {
+            let delay = will.properties.will_delay_interval.unwrap_or(0);
+            (Box::new(Message::from_will(will, 0, std::time::Instant::now())), delay)
+        }),
         stalled: None,
         routes: Vec::new(),
         broker,
-    };
+    });
+    let keep_alive = &connection.session.keep_alive;
+    keep_alive
+        .last_packet_ms
+        .store(connection.broker.clock_ms(), Ordering::Relaxed);
+    keep_alive
+        .timeout_ms
+        .store(u64::from(terms.keep_alive) * 1500, Ordering::Relaxed);
     connection.send(&Packet::ConnAck(connack));
     if opened.session_present {
         connection.resend_inflight();
@@ -251,17 +277,25 @@ where
     W: AsyncWrite + Unpin,
 {
     /// The event loop. Returns why it ended.
+    ///
+    /// Deliberately small in what it keeps across iterations: one wake-up registration, the
+    /// read or write in progress, and (rarely) a stalled publish. Keep alive is checked by the
+    /// broker's sweeper, shutdown arrives as a kick.
     async fn run(&mut self) -> Exit {
         let session = self.session.clone();
-        let shutdown_token = self.broker.shutdown.clone();
-        let mut shutdown = pin!(shutdown_token.cancelled());
-        let mut kicked = pin!(session.kick.notified());
         let mut woken = pin!(session.wake.notified());
-        let keep_alive_timer = pin!(sleep_until(self.next_keep_alive_check()));
-        let mut keep_alive_timer = keep_alive_timer;
         let mut space_wait: Option<BoxFuture<'static, ()>> = None;
-
+        if self.broker.shutdown.is_cancelled() {
+            return Exit::Shutdown;
+        }
         loop {
+            if let Some(reason) = session.kicked(self.generation) {
+                match reason {
+                    ReasonCode::ServerShuttingDown => return Exit::Shutdown,
+                    ReasonCode::KeepAliveTimeout => return Exit::KeepAliveTimeout,
+                    reason => return Exit::Kicked(reason),
+                }
+            }
             self.drain_session();
             if self.stalled.is_some() && space_wait.is_none() {
                 space_wait = Some(self.wait_for_space());
@@ -270,13 +304,6 @@ where
             let can_write = !self.write_buf.is_empty();
             tokio::select! {
                 biased;
-                _ = &mut shutdown => return Exit::Shutdown,
-                _ = &mut kicked => {
-                    kicked.set(session.kick.notified());
-                    if let Some(reason) = session.kicked(self.generation) {
-                        return Exit::Kicked(reason);
-                    }
-                }
                 written = self.writer.write_buf(&mut self.write_buf), if can_write => {
                     match written {
                         Ok(0) | Err(_) => return Exit::Closed,
@@ -293,7 +320,7 @@ where
                         Ok(0) | Err(_) => return Exit::Closed,
                         Ok(n) => {
                             self.broker.metrics.bytes_received.inc_by(n as u64);
-                            self.last_packet_at = Instant::now();
+                            self.session.keep_alive.last_packet_ms.store(self.broker.clock_ms(), Ordering::Relaxed);
                             if let Err(exit) = self.process_read_buffer() {
                                 return exit;
                             }
@@ -308,12 +335,6 @@ where
                     if let Err(exit) = self.retry_stalled() {
                         return exit;
                     }
-                }
-                _ = &mut keep_alive_timer => {
-                    if self.stalled.is_none() && self.keep_alive_expired() {
-                        return Exit::KeepAliveTimeout;
-                    }
-                    keep_alive_timer.as_mut().reset(self.next_keep_alive_check());
                 }
             }
         }
@@ -338,18 +359,6 @@ where
         Ok(())
     }
 
-    fn next_keep_alive_check(&self) -> Instant {
-        match self.keep_alive {
-            Some(timeout) => self.last_packet_at + timeout,
-            None => Instant::now() + Duration::from_secs(24 * 3600),
-        }
-    }
-
-    fn keep_alive_expired(&self) -> bool {
-        self.keep_alive
-            .is_some_and(|timeout| self.last_packet_at.elapsed() >= timeout)
-    }
-
     /// Appends a control packet to the write buffer.
     fn send(&mut self, packet: &Packet) {
         if encode(packet, self.version, &mut self.write_buf).is_ok() {
@@ -358,7 +367,7 @@ where
     }
 
     /// Sends what is appropriate for `exit`, publishes the will if due and releases the session.
-    async fn finish(mut self, exit: Exit) {
+    async fn finish(mut self: Box<Self>, exit: Exit) {
         let v5 = self.version == ProtocolVersion::V5;
         let goodbye = match &exit {
             Exit::Shutdown => Some(ReasonCode::ServerShuttingDown),
@@ -394,25 +403,35 @@ where
             Exit::Shutdown => false,
             _ => true,
         };
-        if let (true, Some(will)) = (publish_will, self.will.take()) {
-            self.publish_will(will);
+        if let (true, Some((will, delay))) = (publish_will, self.will.take()) {
+            self.publish_will(*will, delay);
         }
         self.broker.metrics.connections_current.dec();
         self.broker.close_session(&self.session.0, self.generation);
     }
 
     /// Publishes the will now, or after the Will Delay Interval unless the session resumes.
-    fn publish_will(&self, will: LastWill) {
-        let topic = will.topic.clone();
-        let delay = will.properties.will_delay_interval.unwrap_or(0);
+    fn publish_will(&self, will: Message, delay: u32) {
         let expiry = self.session.state.lock().expiry_interval;
-        let message = will_message(will, self.session.id);
         let broker = Arc::clone(&self.broker);
+        let publisher = self.session.id;
+        let publish = move |broker: &Broker| {
+            // Message expiry counts from publication, not from CONNECT.
+            let now = std::time::Instant::now();
+            let message = Message {
+                expires_at: will
+                    .properties
+                    .message_expiry_interval
+                    .map(|secs| now + Duration::from_secs(u64::from(secs))),
+                received_at: now,
+                publisher,
+                ..will
+            };
+            debug!(topic = %message.topic, "publishing will");
+            broker.publish_internal(Arc::new(message));
+        };
         if delay == 0 || expiry == 0 {
-            debug!(client_id = %self.session.client_id, %topic, "publishing will");
-            let mut routes = Vec::new();
-            // Will messages never wait for space: a full subscriber queue drops them.
-            let _ = broker.publish(Arc::new(message), &mut routes);
+            publish(&broker);
             return;
         }
         let session = self.session.clone();
@@ -425,36 +444,9 @@ where
             }
             let resumed = session.state.lock().generation != generation;
             if !resumed {
-                let mut routes = Vec::new();
-                let _ = broker.publish(Arc::new(message), &mut routes);
+                publish(&broker);
             }
         });
-    }
-}
-
-/// The message a will turns into.
-fn will_message(will: LastWill, publisher: u64) -> Message {
-    let props = will.properties;
-    let now = std::time::Instant::now();
-    Message {
-        topic: will.topic,
-        payload: will.payload,
-        qos: will.qos,
-        retain: will.retain,
-        properties: crate::protocol::PublishProperties {
-            payload_format_indicator: props.payload_format_indicator,
-            message_expiry_interval: props.message_expiry_interval,
-            response_topic: props.response_topic,
-            correlation_data: props.correlation_data,
-            user_properties: props.user_properties,
-            content_type: props.content_type,
-            ..Default::default()
-        },
-        expires_at: props
-            .message_expiry_interval
-            .map(|secs| now + Duration::from_secs(u64::from(secs))),
-        received_at: now,
-        publisher,
     }
 }
 
@@ -476,5 +468,31 @@ fn packet_type_code(packet: &Packet) -> u8 {
         Packet::PingResp => 13,
         Packet::Disconnect(_) => 14,
         Packet::Auth(_) => 15,
+    }
+}
+
+#[cfg(test)]
+mod size_tests {
+    use super::*;
+
+    /// Idle connections must stay cheap: this prints what each one costs in task state.
+    #[test]
+    fn report_connection_sizes() {
+        type Half<T> = T;
+        let broker = Broker::new(crate::config::LoadedConfig {
+            config: crate::config::BrokerConfig::embedded_default(),
+            revision: String::new(),
+            base_dir: Default::default(),
+        });
+        let (client, _server) = tokio::io::duplex(64);
+        let future = serve(client, "127.0.0.1:1".parse().unwrap(), Arc::from("x"), broker);
+        println!("serve future: {} bytes", std::mem::size_of_val(&future));
+        println!(
+            "Connection: {} bytes",
+            std::mem::size_of::<Connection<Half<tokio::io::ReadHalf<tokio::net::TcpStream>>, tokio::io::WriteHalf<tokio::net::TcpStream>>>()
+        );
+        println!("Session: {} bytes", std::mem::size_of::<crate::session::Session>());
+        println!("Message: {} bytes", std::mem::size_of::<Message>());
+        println!("Delivery: {} bytes", std::mem::size_of::<crate::message::Delivery>());
     }
 }

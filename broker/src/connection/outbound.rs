@@ -143,8 +143,8 @@ where
         };
         if !fits {
             self.write_buf.truncate(start);
-            if new_alias {
-                self.outbound_aliases.remove(&message.topic);
+            if let (true, Some(aliases)) = (new_alias, self.aliases.as_mut()) {
+                aliases.outbound.remove(&message.topic);
             }
             return Encoded::Dropped(DropReason::TooLarge);
         }
@@ -165,14 +165,15 @@ where
         if maximum == 0 {
             return (topic.clone(), None, false);
         }
-        if let Some(&alias) = self.outbound_aliases.get(topic) {
+        let aliases = &mut self.aliases.get_or_insert_with(Default::default).outbound;
+        if let Some(&alias) = aliases.get(topic) {
             return (ByteString::new(), Some(alias), false);
         }
-        let next = self.outbound_aliases.len() as u16 + 1;
+        let next = aliases.len() as u16 + 1;
         if next > maximum {
             return (topic.clone(), None, false);
         }
-        self.outbound_aliases.insert(topic.clone(), next);
+        aliases.insert(topic.clone(), next);
         (topic.clone(), Some(next), true)
     }
 }

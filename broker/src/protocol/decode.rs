@@ -15,8 +15,8 @@ use super::packet::{
 };
 use super::properties::{
     read_ack_properties, read_auth_properties, read_connack_properties, read_connect_properties,
-    read_disconnect_properties, read_publish_properties, read_subscribe_properties, read_var_int,
-    read_user_properties_only, read_will_properties, Reader,
+    read_disconnect_properties, read_publish_properties, read_subscribe_properties,
+    read_user_properties_only, read_var_int, read_will_properties, Reader,
 };
 use super::reason::ReasonCode;
 use super::topic::{validate_topic_name, TopicError, SHARED_PREFIX};
@@ -352,9 +352,7 @@ impl FixedHeader {
             (PacketType::Connect, Some(_)) => return Err(DecodeError::SecondConnect),
             (PacketType::Connect, None) => {}
             (other, None) => return Err(DecodeError::FirstPacketNotConnect(other.name())),
-            (PacketType::Auth, Some(ProtocolVersion::V311)) => {
-                return Err(DecodeError::AuthInV311)
-            }
+            (PacketType::Auth, Some(ProtocolVersion::V311)) => return Err(DecodeError::AuthInV311),
             (_, Some(_)) => {}
         }
         if packet_type == PacketType::Publish {

@@ -279,7 +279,7 @@ pub(crate) enum Property {
     TopicAlias(u16),
     MaximumQoS(u8),
     RetainAvailable(u8),
-    UserProperty(ByteString, ByteString),
+    User(ByteString, ByteString),
     MaximumPacketSize(u32),
     WildcardSubscriptionAvailable(u8),
     SubscriptionIdentifierAvailable(u8),
@@ -300,11 +300,9 @@ impl Property {
             id::CONTENT_TYPE => P::ContentType(r.string(name)?),
             id::RESPONSE_TOPIC => P::ResponseTopic(read_response_topic(r)?),
             id::CORRELATION_DATA => P::CorrelationData(r.binary(name)?),
-            id::SUBSCRIPTION_IDENTIFIER => P::SubscriptionIdentifier(nonzero_u32(
-                r.var_int(name)?,
-                name,
-                "1 to 268,435,455",
-            )?),
+            id::SUBSCRIPTION_IDENTIFIER => {
+                P::SubscriptionIdentifier(nonzero_u32(r.var_int(name)?, name, "1 to 268,435,455")?)
+            }
             id::SESSION_EXPIRY_INTERVAL => P::SessionExpiryInterval(r.u32(name)?),
             id::ASSIGNED_CLIENT_IDENTIFIER => P::AssignedClientIdentifier(r.string(name)?),
             id::SERVER_KEEP_ALIVE => P::ServerKeepAlive(r.u16(name)?),
@@ -312,9 +310,7 @@ impl Property {
             id::AUTHENTICATION_DATA => P::AuthenticationData(r.binary(name)?),
             id::REQUEST_PROBLEM_INFORMATION => P::RequestProblemInformation(read_flag(r, name)?),
             id::WILL_DELAY_INTERVAL => P::WillDelayInterval(r.u32(name)?),
-            id::REQUEST_RESPONSE_INFORMATION => {
-                P::RequestResponseInformation(read_flag(r, name)?)
-            }
+            id::REQUEST_RESPONSE_INFORMATION => P::RequestResponseInformation(read_flag(r, name)?),
             id::RESPONSE_INFORMATION => P::ResponseInformation(r.string(name)?),
             id::SERVER_REFERENCE => P::ServerReference(r.string(name)?),
             id::REASON_STRING => P::ReasonString(r.string(name)?),
@@ -326,7 +322,7 @@ impl Property {
             },
             id::MAXIMUM_QOS => P::MaximumQoS(read_flag(r, name)?),
             id::RETAIN_AVAILABLE => P::RetainAvailable(read_flag(r, name)?),
-            id::USER_PROPERTY => P::UserProperty(
+            id::USER_PROPERTY => P::User(
                 r.string("User Property name")?,
                 r.string("User Property value")?,
             ),
@@ -373,7 +369,7 @@ impl Property {
             P::TopicAlias(_) => id::TOPIC_ALIAS,
             P::MaximumQoS(_) => id::MAXIMUM_QOS,
             P::RetainAvailable(_) => id::RETAIN_AVAILABLE,
-            P::UserProperty(..) => id::USER_PROPERTY,
+            P::User(..) => id::USER_PROPERTY,
             P::MaximumPacketSize(_) => id::MAXIMUM_PACKET_SIZE,
             P::WildcardSubscriptionAvailable(_) => id::WILDCARD_SUBSCRIPTION_AVAILABLE,
             P::SubscriptionIdentifierAvailable(_) => id::SUBSCRIPTION_IDENTIFIER_AVAILABLE,
@@ -513,7 +509,7 @@ pub(crate) fn read_connect_properties(r: &mut Reader) -> Result<ConnectPropertie
             P::TopicAliasMaximum(v) => p.topic_alias_maximum = Some(v),
             P::RequestResponseInformation(v) => p.request_response_information = Some(v),
             P::RequestProblemInformation(v) => p.request_problem_information = Some(v),
-            P::UserProperty(k, v) => p.user_properties.push((k, v)),
+            P::User(k, v) => p.user_properties.push((k, v)),
             P::AuthenticationMethod(v) => p.authentication_method = Some(v),
             P::AuthenticationData(v) => p.authentication_data = Some(v),
             other => return Err(other.not_allowed_in("CONNECT")),
@@ -536,7 +532,7 @@ pub(crate) fn read_will_properties(r: &mut Reader) -> Result<WillProperties, Dec
             P::ContentType(v) => p.content_type = Some(v),
             P::ResponseTopic(v) => p.response_topic = Some(v),
             P::CorrelationData(v) => p.correlation_data = Some(v),
-            P::UserProperty(k, v) => p.user_properties.push((k, v)),
+            P::User(k, v) => p.user_properties.push((k, v)),
             other => return Err(other.not_allowed_in("CONNECT will")),
         }
         Ok(())
@@ -558,11 +554,9 @@ pub(crate) fn read_connack_properties(r: &mut Reader) -> Result<ConnAckPropertie
             P::AssignedClientIdentifier(v) => p.assigned_client_identifier = Some(v),
             P::TopicAliasMaximum(v) => p.topic_alias_maximum = Some(v),
             P::ReasonString(v) => p.reason_string = Some(v),
-            P::UserProperty(k, v) => p.user_properties.push((k, v)),
+            P::User(k, v) => p.user_properties.push((k, v)),
             P::WildcardSubscriptionAvailable(v) => p.wildcard_subscription_available = Some(v),
-            P::SubscriptionIdentifierAvailable(v) => {
-                p.subscription_identifiers_available = Some(v)
-            }
+            P::SubscriptionIdentifierAvailable(v) => p.subscription_identifiers_available = Some(v),
             P::SharedSubscriptionAvailable(v) => p.shared_subscription_available = Some(v),
             P::ServerKeepAlive(v) => p.server_keep_alive = Some(v),
             P::ResponseInformation(v) => p.response_information = Some(v),
@@ -587,7 +581,7 @@ pub(crate) fn read_publish_properties(r: &mut Reader) -> Result<PublishPropertie
             P::TopicAlias(v) => p.topic_alias = Some(v),
             P::ResponseTopic(v) => p.response_topic = Some(v),
             P::CorrelationData(v) => p.correlation_data = Some(v),
-            P::UserProperty(k, v) => p.user_properties.push((k, v)),
+            P::User(k, v) => p.user_properties.push((k, v)),
             P::SubscriptionIdentifier(v) => p.subscription_identifiers.push(v),
             P::ContentType(v) => p.content_type = Some(v),
             other => return Err(other.not_allowed_in("PUBLISH")),
@@ -607,7 +601,7 @@ pub(crate) fn read_ack_properties(
     read_block(r, |property| {
         match property {
             P::ReasonString(v) => p.reason_string = Some(v),
-            P::UserProperty(k, v) => p.user_properties.push((k, v)),
+            P::User(k, v) => p.user_properties.push((k, v)),
             other => return Err(other.not_allowed_in(packet)),
         }
         Ok(())
@@ -628,7 +622,7 @@ pub(crate) fn read_subscribe_properties(
                     return Err(DecodeError::DuplicateProperty("Subscription Identifier"));
                 }
             }
-            P::UserProperty(k, v) => p.user_properties.push((k, v)),
+            P::User(k, v) => p.user_properties.push((k, v)),
             other => return Err(other.not_allowed_in("SUBSCRIBE")),
         }
         Ok(())
@@ -643,7 +637,7 @@ pub(crate) fn read_user_properties_only(
 ) -> Result<Vec<UserProperty>, DecodeError> {
     let mut user_properties = Vec::new();
     read_block(r, |property| match property {
-        Property::UserProperty(k, v) => {
+        Property::User(k, v) => {
             user_properties.push((k, v));
             Ok(())
         }
@@ -662,7 +656,7 @@ pub(crate) fn read_disconnect_properties(
         match property {
             P::SessionExpiryInterval(v) => p.session_expiry_interval = Some(v),
             P::ReasonString(v) => p.reason_string = Some(v),
-            P::UserProperty(k, v) => p.user_properties.push((k, v)),
+            P::User(k, v) => p.user_properties.push((k, v)),
             P::ServerReference(v) => p.server_reference = Some(v),
             other => return Err(other.not_allowed_in("DISCONNECT")),
         }
@@ -680,7 +674,7 @@ pub(crate) fn read_auth_properties(r: &mut Reader) -> Result<AuthProperties, Dec
             P::AuthenticationMethod(v) => p.authentication_method = Some(v),
             P::AuthenticationData(v) => p.authentication_data = Some(v),
             P::ReasonString(v) => p.reason_string = Some(v),
-            P::UserProperty(k, v) => p.user_properties.push((k, v)),
+            P::User(k, v) => p.user_properties.push((k, v)),
             other => return Err(other.not_allowed_in("AUTH")),
         }
         Ok(())
@@ -893,7 +887,8 @@ impl Sink for Writer<'_> {
 
     fn write_binary(&mut self, bytes: &[u8], _what: &'static str) {
         // Validated by the counting pass; saturate rather than wrap if a caller skipped it.
-        self.buf.put_u16(u16::try_from(bytes.len()).unwrap_or(u16::MAX));
+        self.buf
+            .put_u16(u16::try_from(bytes.len()).unwrap_or(u16::MAX));
         self.buf.put_slice(bytes);
     }
 
@@ -1175,9 +1170,15 @@ mod tests {
     #[test]
     fn reader_reports_the_field_that_overruns() {
         let mut r = Reader::new(Bytes::from_static(&[0x00, 0x05, b'a']));
-        assert_eq!(r.string("client identifier"), Err(DecodeError::UnexpectedEnd("client identifier")));
+        assert_eq!(
+            r.string("client identifier"),
+            Err(DecodeError::UnexpectedEnd("client identifier"))
+        );
         let mut r = Reader::new(Bytes::from_static(&[0x01]));
-        assert_eq!(r.u16("keep alive"), Err(DecodeError::UnexpectedEnd("keep alive")));
+        assert_eq!(
+            r.u16("keep alive"),
+            Err(DecodeError::UnexpectedEnd("keep alive"))
+        );
         let mut r = Reader::new(Bytes::from_static(&[0x80]));
         assert_eq!(r.var_int("x"), Err(DecodeError::UnexpectedEnd("x")));
     }
@@ -1232,7 +1233,9 @@ mod tests {
 
     #[test]
     fn every_known_property_id_has_a_name() {
-        let known = (0u8..=0x7F).filter(|&id| property_name(id).is_some()).count();
+        let known = (0u8..=0x7F)
+            .filter(|&id| property_name(id).is_some())
+            .count();
         assert_eq!(known, 27);
     }
 }

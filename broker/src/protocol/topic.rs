@@ -206,7 +206,15 @@ mod tests {
 
     #[test]
     fn topic_name_accepts_plain_levels_including_empty_ones() {
-        for topic in ["a", "sport/tennis/player1", "/finance", "a//b", "/", "$SYS/x", "é/ü"] {
+        for topic in [
+            "a",
+            "sport/tennis/player1",
+            "/finance",
+            "a//b",
+            "/",
+            "$SYS/x",
+            "é/ü",
+        ] {
             assert_eq!(validate_topic_name(topic), Ok(()), "{topic}");
         }
     }
@@ -214,12 +222,24 @@ mod tests {
     #[test]
     fn topic_name_rejects_empty_wildcards_null_and_overlong() {
         assert_eq!(validate_topic_name(""), Err(TopicError::EmptyName));
-        assert_eq!(validate_topic_name("a/+/b"), Err(TopicError::WildcardInName('+')));
-        assert_eq!(validate_topic_name("a/#"), Err(TopicError::WildcardInName('#')));
-        assert_eq!(validate_topic_name("a+b"), Err(TopicError::WildcardInName('+')));
+        assert_eq!(
+            validate_topic_name("a/+/b"),
+            Err(TopicError::WildcardInName('+'))
+        );
+        assert_eq!(
+            validate_topic_name("a/#"),
+            Err(TopicError::WildcardInName('#'))
+        );
+        assert_eq!(
+            validate_topic_name("a+b"),
+            Err(TopicError::WildcardInName('+'))
+        );
         assert_eq!(validate_topic_name("a\0b"), Err(TopicError::NullCharacter));
         let long = "a".repeat(MAX_TOPIC_LEN + 1);
-        assert_eq!(validate_topic_name(&long), Err(TopicError::TooLong(MAX_TOPIC_LEN + 1)));
+        assert_eq!(
+            validate_topic_name(&long),
+            Err(TopicError::TooLong(MAX_TOPIC_LEN + 1))
+        );
         assert_eq!(validate_topic_name(&long[1..]), Ok(()));
     }
 
@@ -263,9 +283,15 @@ mod tests {
     #[test]
     fn topic_filter_rejects_empty_null_and_overlong() {
         assert_eq!(validate_topic_filter(""), Err(TopicError::EmptyFilter));
-        assert_eq!(validate_topic_filter("a/\0"), Err(TopicError::NullCharacter));
+        assert_eq!(
+            validate_topic_filter("a/\0"),
+            Err(TopicError::NullCharacter)
+        );
         let long = "a".repeat(MAX_TOPIC_LEN + 1);
-        assert_eq!(validate_topic_filter(&long), Err(TopicError::TooLong(MAX_TOPIC_LEN + 1)));
+        assert_eq!(
+            validate_topic_filter(&long),
+            Err(TopicError::TooLong(MAX_TOPIC_LEN + 1))
+        );
     }
 
     #[test]
@@ -291,10 +317,22 @@ mod tests {
     fn parse_filter_rejects_bad_shared_subscriptions() {
         assert_eq!(parse_filter("$share/"), Err(TopicError::EmptyShareName));
         assert_eq!(parse_filter("$share//a"), Err(TopicError::EmptyShareName));
-        assert_eq!(parse_filter("$share/g"), Err(TopicError::MissingSharedFilter));
-        assert_eq!(parse_filter("$share/g/"), Err(TopicError::MissingSharedFilter));
-        assert_eq!(parse_filter("$share/g+/a"), Err(TopicError::InvalidShareName('+')));
-        assert_eq!(parse_filter("$share/#/a"), Err(TopicError::InvalidShareName('#')));
+        assert_eq!(
+            parse_filter("$share/g"),
+            Err(TopicError::MissingSharedFilter)
+        );
+        assert_eq!(
+            parse_filter("$share/g/"),
+            Err(TopicError::MissingSharedFilter)
+        );
+        assert_eq!(
+            parse_filter("$share/g+/a"),
+            Err(TopicError::InvalidShareName('+'))
+        );
+        assert_eq!(
+            parse_filter("$share/#/a"),
+            Err(TopicError::InvalidShareName('#'))
+        );
         assert_eq!(
             parse_filter("$share/g/a#"),
             Err(TopicError::MisplacedMultiLevelWildcard)
@@ -303,7 +341,10 @@ mod tests {
 
     #[test]
     fn parse_filter_recognises_exclusive_subscriptions() {
-        assert_eq!(parse_filter("$exclusive/a/+"), Ok(FilterKind::Exclusive("a/+")));
+        assert_eq!(
+            parse_filter("$exclusive/a/+"),
+            Ok(FilterKind::Exclusive("a/+"))
+        );
         assert_eq!(parse_filter("$exclusive/"), Err(TopicError::EmptyFilter));
         assert_eq!(
             parse_filter("$exclusive/a+"),
@@ -314,9 +355,15 @@ mod tests {
     #[test]
     fn parse_filter_treats_other_dollar_prefixes_as_normal_filters() {
         assert_eq!(parse_filter("$share"), Ok(FilterKind::Normal("$share")));
-        assert_eq!(parse_filter("$sharex/a"), Ok(FilterKind::Normal("$sharex/a")));
+        assert_eq!(
+            parse_filter("$sharex/a"),
+            Ok(FilterKind::Normal("$sharex/a"))
+        );
         assert_eq!(parse_filter("$SYS/#"), Ok(FilterKind::Normal("$SYS/#")));
-        assert_eq!(parse_filter("a/#/b"), Err(TopicError::MisplacedMultiLevelWildcard));
+        assert_eq!(
+            parse_filter("a/#/b"),
+            Err(TopicError::MisplacedMultiLevelWildcard)
+        );
         assert_eq!(parse_filter(""), Err(TopicError::EmptyFilter));
     }
 
@@ -326,7 +373,10 @@ mod tests {
         let filter = "sport/tennis/player1/#";
         assert!(filter_matches(filter, "sport/tennis/player1"));
         assert!(filter_matches(filter, "sport/tennis/player1/ranking"));
-        assert!(filter_matches(filter, "sport/tennis/player1/score/wimbledon"));
+        assert!(filter_matches(
+            filter,
+            "sport/tennis/player1/score/wimbledon"
+        ));
         assert!(!filter_matches(filter, "sport/tennis/player2"));
         assert!(filter_matches("sport/#", "sport"));
         assert!(filter_matches("#", "sport/tennis"));
@@ -338,7 +388,10 @@ mod tests {
         // §4.7.1.3 examples.
         assert!(filter_matches("sport/tennis/+", "sport/tennis/player1"));
         assert!(filter_matches("sport/tennis/+", "sport/tennis/player2"));
-        assert!(!filter_matches("sport/tennis/+", "sport/tennis/player1/ranking"));
+        assert!(!filter_matches(
+            "sport/tennis/+",
+            "sport/tennis/player1/ranking"
+        ));
         assert!(!filter_matches("sport/+", "sport"));
         assert!(filter_matches("sport/+", "sport/"));
         assert!(filter_matches("+/+", "/finance"));

@@ -56,14 +56,39 @@ pub struct Session {
     /// Guarded state; hold the lock only briefly and never across an await.
     pub state: Mutex<SessionState>,
     online: AtomicBool,
-    /// Woken when messages were queued for the owning connection.
+    /// Wakes the owning connection: messages were queued, or it was asked to close (see
+    /// [`Session::kicked`]). One signal for both keeps an idle connection to a single waiter.
     pub wake: Notify,
     /// Woken when queue space was freed and a publisher is waiting for it.
     pub space: Notify,
-    /// Woken to make the owning connection close (takeover, shutdown, revoked credentials).
-    pub kick: Notify,
     kicked_generation: AtomicU64,
     kick_reason: AtomicU8,
+    /// Keep-alive bookkeeping read by the broker's sweeper (see [`KeepAlive`]).
+    pub keep_alive: KeepAlive,
+}
+
+/// When the owning connection last received a packet and how long it may stay silent.
+///
+/// One broker-wide task checks these once a second instead of every connection arming a timer
+/// of its own: an idle connection then costs no timer, and traffic costs one relaxed store.
+#[derive(Debug, Default)]
+pub struct KeepAlive {
+    /// Milliseconds since broker start of the last packet received.
+    pub last_packet_ms: AtomicU64,
+    /// Allowed silence in milliseconds (1.5 × keep alive); 0 = unlimited.
+    pub timeout_ms: AtomicU64,
+    /// Set while the connection deliberately does not read (publisher held back).
+    pub paused: AtomicBool,
+}
+
+impl KeepAlive {
+    /// Whether the connection has been silent longer than allowed at `now_ms`.
+    pub fn expired(&self, now_ms: u64) -> bool {
+        let timeout = self.timeout_ms.load(Ordering::Relaxed);
+        timeout > 0
+            && !self.paused.load(Ordering::Relaxed)
+            && now_ms.saturating_sub(self.last_packet_ms.load(Ordering::Relaxed)) > timeout
+    }
 }
 
 impl Session {
@@ -76,9 +101,9 @@ impl Session {
             online: AtomicBool::new(false),
             wake: Notify::new(),
             space: Notify::new(),
-            kick: Notify::new(),
             kicked_generation: AtomicU64::new(0),
             kick_reason: AtomicU8::new(0),
+            keep_alive: KeepAlive::default(),
         }
     }
 
@@ -96,7 +121,7 @@ impl Session {
     pub fn kick(&self, generation: u64, reason: ReasonCode) {
         self.kick_reason.store(reason.as_u8(), Ordering::Release);
         self.kicked_generation.store(generation, Ordering::Release);
-        self.kick.notify_one();
+        self.wake.notify_one();
     }
 
     /// The reason the connection of `generation` was asked to close, if it was.

@@ -24,6 +24,7 @@ pub struct FlowWindow {
     expected: AtomicU64,
     delivered: AtomicU64,
     written_off: AtomicU64,
+    stalls: AtomicU64,
     window: u64,
 }
 
@@ -34,6 +35,7 @@ impl FlowWindow {
             expected: AtomicU64::new(0),
             delivered: AtomicU64::new(0),
             written_off: AtomicU64::new(0),
+            stalls: AtomicU64::new(0),
             window,
         }
     }
@@ -61,6 +63,24 @@ impl FlowWindow {
     /// Deliveries written off as dropped by the broker.
     pub fn written_off(&self) -> u64 {
         self.written_off.load(Ordering::Relaxed)
+    }
+
+    /// How many times deliveries stalled for [`STALL`] with messages outstanding.
+    pub fn stalls(&self) -> u64 {
+        self.stalls.load(Ordering::Relaxed)
+    }
+
+    /// A remark for the report if deliveries stalled, `None` otherwise.
+    pub fn stall_note(&self) -> Option<String> {
+        match self.stalls() {
+            0 => None,
+            stalls => Some(format!(
+                "deliveries stalled {stalls} time(s) for {} ms with messages outstanding; \
+                 publishing resumed past {} outstanding deliveries",
+                STALL.as_millis(),
+                self.written_off()
+            )),
+        }
     }
 
     /// Whether a publisher may send now (fewer than `window` deliveries outstanding). Does not
@@ -96,6 +116,7 @@ impl FlowWindow {
                 // Nothing arrived for a while: whatever is still outstanding was dropped.
                 let outstanding = self.outstanding();
                 self.written_off.fetch_add(outstanding, Ordering::Relaxed);
+                self.stalls.fetch_add(1, Ordering::Relaxed);
                 last_progress = now;
                 continue;
             }
@@ -117,7 +138,7 @@ impl FlowWindow {
             if delivered != last_delivered {
                 last_delivered = delivered;
                 last_progress = now;
-            } else if now - last_progress >= STALL * 4 {
+            } else if now - last_progress >= STALL * 16 {
                 return;
             }
             tokio::time::sleep(POLL * 5).await;
@@ -141,6 +162,7 @@ mod tests {
         assert!(flow.wait_for_room(deadline).await);
         assert!(started.elapsed() >= STALL);
         assert_eq!(flow.written_off(), 10);
+        assert_eq!(flow.stalls(), 1);
         let past = Instant::now();
         flow.add_expected(20);
         assert!(!flow.wait_for_room(past).await);

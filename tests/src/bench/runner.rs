@@ -26,10 +26,11 @@ pub fn bench_broker_config() -> BrokerConfig {
         limits: Limits {
             receive_maximum: Some(100),
             max_inflight: Some(100),
-            max_queued_messages: Some(10_000),
+            max_queued_messages: Some(std::env::var("TB_MQ").ok().and_then(|v| v.parse().ok()).unwrap_or(100_000)),
             ..Limits::default()
         },
         quiet: true,
+        extra_mosquitto_conf: std::env::var("TB_MOSQ").ok().map(|s| s.replace(';', "\n")),
         nofile_limit: Some(NOFILE_LIMIT),
         ..BrokerConfig::default()
     }
@@ -159,6 +160,9 @@ async fn run_one(kind: BrokerKind, scenario: Scenario, params: &Params) -> Outco
             Some(previous) => format!("{previous}; {error}"),
             None => error,
         });
+    }
+    if std::env::var_os("TB_DEBUG").is_some() {
+        eprintln!("--- {kind} log ---\n{}", log_tail(&broker.log()));
     }
     if let Some(error) = outcome.error.take() {
         outcome.error = Some(format!(

@@ -60,6 +60,17 @@ pub fn connect_packet(version: ProtocolVersion, client_id: &str) -> Connect {
     }
 }
 
+/// A CONNECT that resumes or creates a session which outlives the connection: clean session 0
+/// in 3.1.1; clean start 0 with a session expiry of 300 s in 5.0.
+pub fn persistent_connect_packet(version: ProtocolVersion, client_id: &str) -> Connect {
+    let mut connect = connect_packet(version, client_id);
+    connect.clean_start = false;
+    if version == ProtocolVersion::V5 {
+        connect.properties.session_expiry_interval = Some(300);
+    }
+    connect
+}
+
 /// A PUBLISH of `payload` to `topic` at `qos`, without packet identifier (the sending helper
 /// assigns one) or properties.
 pub fn publish_packet(topic: &str, payload: impl Into<Bytes>, qos: QoS) -> Publish {
@@ -127,6 +138,23 @@ impl RawClient {
             Packet::ConnAck(connack) => (client, connack),
             other => panic!("expected CONNACK, got {other:?}"),
         }
+    }
+
+    /// Connects with [`persistent_connect_packet`], asserts success and returns the client and
+    /// the CONNACK's session-present flag.
+    pub async fn connect_persistent(
+        addr: &str,
+        version: ProtocolVersion,
+        client_id: &str,
+    ) -> (RawClient, bool) {
+        let connect = persistent_connect_packet(version, client_id);
+        let (client, connack) = RawClient::connect_with(addr, connect).await;
+        assert_eq!(
+            connack.reason_code,
+            ReasonCode::Success,
+            "CONNACK: {connack:?}"
+        );
+        (client, connack.session_present)
     }
 
     /// The protocol version this client encodes with.
@@ -219,7 +247,11 @@ impl RawClient {
 
     /// Waits (up to [`STEP_TIMEOUT`]) for the first packet `pick` accepts, keeping every other
     /// packet for later `recv`s.
-    pub async fn wait_for<T>(&mut self, what: &str, mut pick: impl FnMut(&Packet) -> Option<T>) -> T {
+    pub async fn wait_for<T>(
+        &mut self,
+        what: &str,
+        mut pick: impl FnMut(&Packet) -> Option<T>,
+    ) -> T {
         let deadline = Instant::now() + STEP_TIMEOUT;
         let mut skipped = VecDeque::new();
         let result = loop {
@@ -229,7 +261,9 @@ impl RawClient {
                     Some(found) => break found,
                     None => skipped.push_back(packet),
                 },
-                Event::Closed => panic!("connection closed while waiting for {what}; got {skipped:?}"),
+                Event::Closed => {
+                    panic!("connection closed while waiting for {what}; got {skipped:?}")
+                }
                 Event::Timeout => panic!("no {what} within {STEP_TIMEOUT:?}; got {skipped:?}"),
             }
         };
@@ -385,7 +419,10 @@ impl RawClient {
         let mut publish = publish_packet(topic, payload.to_owned(), qos);
         publish.retain = retain;
         let reason = self.publish_with(publish).await;
-        assert!(!reason.is_error(), "broker refused PUBLISH to {topic}: {reason}");
+        assert!(
+            !reason.is_error(),
+            "broker refused PUBLISH to {topic}: {reason}"
+        );
     }
 
     /// Sends `publish` (assigning a packet identifier for QoS 1/2 if it has none) and completes
@@ -442,7 +479,8 @@ impl RawClient {
                     _ => None,
                 })
                 .await;
-                self.send(&Packet::PubComp(PubAck::success(packet_id))).await;
+                self.send(&Packet::PubComp(PubAck::success(packet_id)))
+                    .await;
             }
         }
     }
@@ -503,7 +541,9 @@ impl Bystander {
     /// Connects a 5.0 subscriber (QoS 1 on [`Bystander::TOPIC`]) and a 3.1.1 publisher.
     pub async fn start(addr: &str) -> Bystander {
         let mut subscriber = RawClient::connect(addr, ProtocolVersion::V5, "bystander-sub").await;
-        let granted = subscriber.subscribe(Bystander::TOPIC, QoS::AtLeastOnce).await;
+        let granted = subscriber
+            .subscribe(Bystander::TOPIC, QoS::AtLeastOnce)
+            .await;
         assert_eq!(granted, ReasonCode::GrantedQoS1);
         let publisher = RawClient::connect(addr, ProtocolVersion::V311, "bystander-pub").await;
         Bystander {

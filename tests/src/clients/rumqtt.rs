@@ -117,8 +117,14 @@ impl RumqttClient {
     /// Subscribes and waits for SUBACK; returns the granted QoS (`None` for a failure code).
     pub async fn subscribe(&mut self, filter: &str, qos: QoS) -> Option<u8> {
         let sent = match &self.handle {
-            Handle::V4(client) => client.subscribe(filter, v4_qos(qos)).await.map_err(|e| e.to_string()),
-            Handle::V5(client) => client.subscribe(filter, v5_qos(qos)).await.map_err(|e| e.to_string()),
+            Handle::V4(client) => client
+                .subscribe(filter, v4_qos(qos))
+                .await
+                .map_err(|e| e.to_string()),
+            Handle::V5(client) => client
+                .subscribe(filter, v5_qos(qos))
+                .await
+                .map_err(|e| e.to_string()),
         };
         sent.unwrap_or_else(|error| panic!("rumqttc subscribe: {error}"));
         match self.signal("SUBACK").await {

@@ -106,8 +106,11 @@ impl SubOptions {
     }
 
     fn command(&self, port: u16, exit_after_subscribe: bool) -> Command {
-        let mut command = Command::new("mosquitto_sub");
+        // stdout is a pipe, so mosquitto_sub would block-buffer it and the SUBACK line would only
+        // appear at exit: `stdbuf -oL` makes it line-buffered.
+        let mut command = Command::new("stdbuf");
         command
+            .args(["-oL", "mosquitto_sub"])
             .args(["-h", "127.0.0.1", "-p", &port.to_string()])
             .args(["-V", mosquitto_version_arg(self.version)])
             .args(["-q", &self.qos.to_string()])
@@ -185,7 +188,9 @@ impl MosquittoSub {
     }
 
     fn start(command: &mut Command, limit: Duration) -> MosquittoSub {
-        let mut child = command.spawn().expect("spawning mosquitto_sub (is it installed?)");
+        let mut child = command
+            .spawn()
+            .expect("spawning mosquitto_sub (is it installed?)");
         let stdout = child.stdout.take().expect("piped stdout");
         let (tx, lines) = mpsc::unbounded_channel();
         tokio::spawn(async move {
@@ -204,22 +209,23 @@ impl MosquittoSub {
         }
     }
 
+    /// Waits for the SUBACK line. A resumed session may deliver all `-C` messages before the
+    /// SUBACK, and mosquitto_sub then exits without printing it: its output ending also counts.
     async fn wait_subscribed(&mut self) {
         let waited = timeout(STEP_TIMEOUT, async {
             while let Some(line) = self.lines.recv().await {
                 if line.contains("received SUBACK") {
-                    return true;
+                    return;
                 }
                 if !is_debug_line(&line) {
                     self.messages.push(line);
                 }
             }
-            false
         })
         .await;
-        if waited != Ok(true) {
+        if waited.is_err() {
             let stderr = self.stderr().await;
-            panic!("mosquitto_sub did not subscribe; stderr: {stderr}");
+            panic!("mosquitto_sub did not subscribe within {STEP_TIMEOUT:?}; stderr: {stderr}");
         }
     }
 
@@ -230,6 +236,12 @@ impl MosquittoSub {
             let _ = timeout(Duration::from_secs(1), stderr.read_to_string(&mut text)).await;
         }
         text
+    }
+
+    /// Kills the process (SIGKILL): its connection ends without DISCONNECT, as a crash would.
+    pub async fn kill(mut self) {
+        let _ = self.child.start_kill();
+        let _ = timeout(STEP_TIMEOUT, self.child.wait()).await;
     }
 
     /// Waits for `mosquitto_sub` to exit (after `-C` messages or its `-W` timeout) and returns

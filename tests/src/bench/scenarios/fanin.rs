@@ -152,13 +152,10 @@ pub async fn run(target: Target, params: &Params, qos: QoS) -> anyhow::Result<Ou
         }
     }
     outcome.notes.push(format!(
-        "{sent} messages sent, {} received{}",
-        flow.delivered(),
-        match flow.written_off() {
-            0 => String::new(),
-            n => format!(", {n} given up on after delivery stalls"),
-        }
+        "{sent} messages sent, {} received",
+        flow.delivered()
     ));
+    outcome.notes.extend(flow.stall_note());
     Ok(outcome)
 }
 
@@ -169,6 +166,10 @@ fn count_lost(stats: &[PublisherStats], tracker: &SeqTracker) -> u64 {
         .iter()
         .map(|publisher| {
             let refused: HashSet<u64> = publisher.refused.iter().copied().collect();
+            if std::env::var_os("TB_DEBUG").is_some() {
+                let missing: Vec<u64> = (0..publisher.sent).filter(|s| !tracker.contains(publisher.index, *s)).collect();
+                eprintln!("publisher {} sent {} missing {} first {:?} last {:?}", publisher.index, publisher.sent, missing.len(), missing.first(), missing.last());
+            }
             tracker.missing(
                 publisher.index,
                 (0..publisher.sent).filter(|sequence| !refused.contains(sequence)),

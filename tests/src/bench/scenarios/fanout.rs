@@ -85,5 +85,6 @@ pub async fn run(target: Target, params: &Params) -> anyhow::Result<Outcome> {
         stats.sent,
         flow.delivered()
     ));
+    outcome.notes.extend(flow.stall_note());
     Ok(outcome)
 }
