@@ -43,19 +43,31 @@ mod tests {
 
     #[test]
     fn anonymous_clients_are_refused_unless_allowed() {
-        let config = AuthConfig { allow_anonymous: false };
-        assert_eq!(authenticate(&config, &connect(None)), Err(ReasonCode::NotAuthorized));
+        let config = AuthConfig {
+            allow_anonymous: false,
+            ..AuthConfig::default()
+        };
+        assert_eq!(
+            authenticate(&config, &connect(None)),
+            Err(ReasonCode::NotAuthorized)
+        );
     }
 
     #[test]
     fn anonymous_clients_are_accepted_when_allowed() {
-        let config = AuthConfig { allow_anonymous: true };
+        let config = AuthConfig {
+            allow_anonymous: true,
+            ..AuthConfig::default()
+        };
         assert_eq!(authenticate(&config, &connect(None)), Ok(()));
     }
 
     #[test]
     fn unknown_users_are_refused_without_a_user_database() {
-        let config = AuthConfig { allow_anonymous: false };
+        let config = AuthConfig {
+            allow_anonymous: false,
+            ..AuthConfig::default()
+        };
         assert_eq!(
             authenticate(&config, &connect(Some("alice"))),
             Err(ReasonCode::BadUserNameOrPassword)
@@ -66,7 +78,13 @@ mod tests {
     fn enhanced_authentication_is_refused() {
         let mut request = connect(None);
         request.properties.authentication_method = Some("SCRAM-SHA-1".into());
-        let config = AuthConfig { allow_anonymous: true };
-        assert_eq!(authenticate(&config, &request), Err(ReasonCode::BadAuthenticationMethod));
+        let config = AuthConfig {
+            allow_anonymous: true,
+            ..AuthConfig::default()
+        };
+        assert_eq!(
+            authenticate(&config, &request),
+            Err(ReasonCode::BadAuthenticationMethod)
+        );
     }
 }

@@ -241,7 +241,11 @@ impl Broker {
     /// Routes a published message to every matching subscriber and stores/clears it as
     /// retained. Deliveries that met a full queue of a connected subscriber are returned so the
     /// publisher can hold back its acknowledgement and retry.
-    pub fn publish(&self, message: Arc<Message>, routes: &mut Vec<Route<SessionRef>>) -> Vec<Blocked> {
+    pub fn publish(
+        &self,
+        message: Arc<Message>,
+        routes: &mut Vec<Route<SessionRef>>,
+    ) -> Vec<Blocked> {
         if message.retain {
             self.store_retained(&message);
         }
@@ -296,7 +300,11 @@ impl Broker {
         capacity: usize,
     ) -> Option<Delivery> {
         let online = session.is_online();
-        let result = session.state.lock().outbound.push(delivery, capacity, online);
+        let result = session
+            .state
+            .lock()
+            .outbound
+            .push(delivery, capacity, online);
         match result {
             Enqueued::Queued => {
                 self.metrics.queued_messages.inc();
@@ -319,7 +327,9 @@ impl Broker {
         } else {
             self.retained.set(&message.topic, Some(Arc::clone(message)));
         }
-        self.metrics.retained_messages.set(self.retained.len() as i64);
+        self.metrics
+            .retained_messages
+            .set(self.retained.len() as i64);
     }
 
     /// Adds a subscription for `session` and queues the retained messages it should receive.

@@ -33,11 +33,7 @@ async fn metrics(State(broker): State<Arc<Broker>>) -> Response {
     let families = broker.metrics.registry.gather();
     let mut body = Vec::new();
     match TextEncoder::new().encode(&families, &mut body) {
-        Ok(()) => (
-            [(header::CONTENT_TYPE, prometheus::TEXT_FORMAT)],
-            body,
-        )
-            .into_response(),
+        Ok(()) => ([(header::CONTENT_TYPE, prometheus::TEXT_FORMAT)], body).into_response(),
         Err(error) => (StatusCode::INTERNAL_SERVER_ERROR, error.to_string()).into_response(),
     }
 }
@@ -50,7 +46,10 @@ async fn healthz() -> &'static str {
 /// Readiness: a valid configuration is loaded and every listener is bound.
 async fn readyz(State(broker): State<Arc<Broker>>) -> Response {
     match broker.readiness_problem() {
-        None => (StatusCode::OK, format!("ready revision={}\n", broker.config().revision))
+        None => (
+            StatusCode::OK,
+            format!("ready revision={}\n", broker.config().revision),
+        )
             .into_response(),
         Some(problem) => (StatusCode::SERVICE_UNAVAILABLE, format!("{problem}\n")).into_response(),
     }

@@ -6,6 +6,7 @@
 //! [`router`] who is subscribed and queues a [`message::Delivery`] in each [`session`]; the
 //! subscriber's connection drains its session onto its socket.
 
+pub mod acl;
 pub mod auth;
 pub mod broker;
 pub mod config;

@@ -62,7 +62,12 @@ impl BoundListener {
                 Ok((stream, peer)) => {
                     broker.metrics.connections_accepted.inc();
                     let _ = stream.set_nodelay(true);
-                    connections.spawn(connection::serve(stream, peer, name.clone(), broker.clone()));
+                    connections.spawn(connection::serve(
+                        stream,
+                        peer,
+                        name.clone(),
+                        broker.clone(),
+                    ));
                 }
                 Err(error) => {
                     // Typically EMFILE: back off briefly instead of spinning.

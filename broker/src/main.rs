@@ -57,7 +57,10 @@ fn main() -> ExitCode {
         println!("configuration OK (revision {})", config.revision);
         return ExitCode::SUCCESS;
     }
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(runtime) => runtime,
         Err(error) => {
             eprintln!("tern-broker: cannot start the async runtime: {error}");

@@ -147,9 +147,7 @@ impl Metrics {
             "PUBLISH packets sent to clients, by QoS.",
             &["qos"],
         );
-        let by_qos = |vec: &IntCounterVec| {
-            ["0", "1", "2"].map(|qos| vec.with_label_values(&[qos]))
-        };
+        let by_qos = |vec: &IntCounterVec| ["0", "1", "2"].map(|qos| vec.with_label_values(&[qos]));
         let packets_in = counter_vec(
             "tern_packets_received_total",
             "MQTT control packets received, by type.",
@@ -187,7 +185,9 @@ impl Metrics {
         .expect("valid metric");
         reg(Box::new(delivery_latency.clone()));
         #[cfg(target_os = "linux")]
-        reg(Box::new(prometheus::process_collector::ProcessCollector::for_self()));
+        reg(Box::new(
+            prometheus::process_collector::ProcessCollector::for_self(),
+        ));
 
         Metrics {
             connections_current: gauge("tern_connections", "Client connections currently open."),
@@ -234,7 +234,10 @@ impl Metrics {
                 "tern_received_bytes_total",
                 "Bytes read from client connections.",
             ),
-            bytes_sent: counter("tern_sent_bytes_total", "Bytes written to client connections."),
+            bytes_sent: counter(
+                "tern_sent_bytes_total",
+                "Bytes written to client connections.",
+            ),
             dropped: DropReason::ALL
                 .iter()
                 .map(|r| dropped.with_label_values(&[r.label()]))

@@ -65,9 +65,9 @@ pub async fn start(config: LoadedConfig) -> Result<RunningServer, StartError> {
     let background = TaskTracker::new();
     let mut listeners = Vec::new();
     for socket in bound {
-        let address = socket.local_addr().unwrap_or_else(|_| {
-            SocketAddr::new(socket.config.bind, socket.config.port)
-        });
+        let address = socket
+            .local_addr()
+            .unwrap_or_else(|_| SocketAddr::new(socket.config.bind, socket.config.port));
         listeners.push((socket.config.name.clone(), address));
         background.spawn(socket.run(broker.clone(), connections.clone()));
     }
@@ -103,7 +103,8 @@ impl RunningServer {
     pub async fn shutdown(self) {
         info!("shutting down");
         self.broker.shutdown.cancel();
-        self.broker.kick_all(crate::protocol::ReasonCode::ServerShuttingDown);
+        self.broker
+            .kick_all(crate::protocol::ReasonCode::ServerShuttingDown);
         self.background.close();
         self.connections.close();
         if tokio::time::timeout(SHUTDOWN_GRACE, self.connections.wait())

@@ -29,7 +29,10 @@ pub async fn publish_periodically(broker: Arc<Broker>, interval: Duration) {
 pub fn snapshot(broker: &Broker) -> Vec<(&'static str, String)> {
     let metrics = &broker.metrics;
     vec![
-        ("$SYS/broker/version", format!("tern {}", env!("CARGO_PKG_VERSION"))),
+        (
+            "$SYS/broker/version",
+            format!("tern {}", env!("CARGO_PKG_VERSION")),
+        ),
         (
             "$SYS/broker/uptime",
             format!("{} seconds", broker.started_at.elapsed().as_secs()),
@@ -42,9 +45,18 @@ pub fn snapshot(broker: &Broker) -> Vec<(&'static str, String)> {
             "$SYS/broker/clients/disconnected",
             metrics.sessions_offline.get().to_string(),
         ),
-        ("$SYS/broker/clients/total", broker.session_count().to_string()),
-        ("$SYS/broker/messages/received", metrics.total_received().to_string()),
-        ("$SYS/broker/messages/sent", metrics.total_sent().to_string()),
+        (
+            "$SYS/broker/clients/total",
+            broker.session_count().to_string(),
+        ),
+        (
+            "$SYS/broker/messages/received",
+            metrics.total_received().to_string(),
+        ),
+        (
+            "$SYS/broker/messages/sent",
+            metrics.total_sent().to_string(),
+        ),
         (
             "$SYS/broker/subscriptions/count",
             metrics.subscriptions.get().to_string(),
@@ -53,7 +65,13 @@ pub fn snapshot(broker: &Broker) -> Vec<(&'static str, String)> {
             "$SYS/broker/retained messages/count",
             metrics.retained_messages.get().to_string(),
         ),
-        ("$SYS/broker/bytes/received", metrics.bytes_received.get().to_string()),
-        ("$SYS/broker/bytes/sent", metrics.bytes_sent.get().to_string()),
+        (
+            "$SYS/broker/bytes/received",
+            metrics.bytes_received.get().to_string(),
+        ),
+        (
+            "$SYS/broker/bytes/sent",
+            metrics.bytes_sent.get().to_string(),
+        ),
     ]
 }

@@ -111,7 +111,10 @@ fn validate(config: &BrokerConfig) -> Result<(), String> {
     }
     if config.metrics.enabled
         && config.metrics.port != 0
-        && config.listeners.iter().any(|l| l.port == config.metrics.port)
+        && config
+            .listeners
+            .iter()
+            .any(|l| l.port == config.metrics.port)
     {
         return Err(format!(
             "metrics port {} is also used by a listener",
@@ -166,7 +169,10 @@ mod tests {
         let error = parse("listeners: [{ name: a, port: 1883 }, { name: b, port: 1883 }]")
             .unwrap_err()
             .to_string();
-        assert!(error.contains("port 1883 is used by another listener"), "{error}");
+        assert!(
+            error.contains("port 1883 is used by another listener"),
+            "{error}"
+        );
     }
 
     #[test]
@@ -179,5 +185,34 @@ mod tests {
     fn revision_changes_with_content() {
         assert_ne!(revision_of(b"a"), revision_of(b"b"));
         assert_eq!(revision_of(b"a").len(), 12);
+    }
+
+    #[test]
+    fn the_documented_example_parses() {
+        let text = r#"
+listeners:
+  - { name: mqtt, port: 1883, bind: 0.0.0.0, protocol: mqtt }
+  - { name: mqtts, port: 8883, protocol: mqtt, tls: { certFile: tls/tls.crt, keyFile: tls/tls.key, clientCaFile: tls/ca.crt } }
+  - { name: ws, port: 8083, protocol: websocket, path: /mqtt }
+limits: { maxKeepAlive: 60, receiveMaximum: 100, maxPacketSize: 1048576, topicAliasMaximum: 10, maxQueuedMessages: 1000, maxConnections: 100000 }
+metrics: { bind: 0.0.0.0, port: 9090 }
+auth:
+  allowAnonymous: false
+  passwordFile: users/passwd
+  jwt: { usernameClaim: sub, keys: [ { file: jwt/key.pem, algorithm: RS256 } ] }
+  tlsIdentity: commonName
+acl:
+  defaultAction: deny
+  files: [acl/policies.yaml]
+"#;
+        let config = parse(text).unwrap();
+        assert_eq!(
+            config.listeners[2].protocol,
+            super::super::ListenerProtocol::Websocket
+        );
+        assert_eq!(
+            config.acl.effective_default_action(),
+            super::super::DefaultAction::Deny
+        );
     }
 }

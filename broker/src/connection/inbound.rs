@@ -163,12 +163,7 @@ where
             }
         }
         if publish.qos == QoS::ExactlyOnce {
-            let first_time = self
-                .session
-                .state
-                .lock()
-                .incoming_qos2
-                .insert(packet_id);
+            let first_time = self.session.state.lock().incoming_qos2.insert(packet_id);
             if !first_time {
                 // A re-sent QoS 2 PUBLISH: already routed once; only acknowledge again.
                 self.send(&Packet::PubRec(PubAck::success(packet_id)));

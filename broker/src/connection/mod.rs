@@ -164,8 +164,9 @@ where
                     let mut out = BytesMut::new();
                     let ack = Packet::ConnAck(handshake::refusal(reason));
                     if encode(&ack, ProtocolVersion::V311, &mut out).is_ok() {
-                        let _ = tokio::time::timeout(Duration::from_secs(1), writer.write_all(&out))
-                            .await;
+                        let _ =
+                            tokio::time::timeout(Duration::from_secs(1), writer.write_all(&out))
+                                .await;
                     }
                 }
                 return None;
@@ -202,7 +203,11 @@ where
             .inc();
         info!(%peer, client_id = %connect.client_id, %reason, "connection refused");
         let mut out = BytesMut::new();
-        let _ = encode(&Packet::ConnAck(handshake::refusal(reason)), version, &mut out);
+        let _ = encode(
+            &Packet::ConnAck(handshake::refusal(reason)),
+            version,
+            &mut out,
+        );
         out
     };
     let verdict = handshake::negotiate(&connect, &limits)
@@ -251,7 +256,10 @@ where
         aliases: None,
         will: connect.will.map(|will| {
             let delay = will.properties.will_delay_interval.unwrap_or(0);
-            (Box::new(Message::from_will(will, 0, std::time::Instant::now())), delay)
+            (
+                Box::new(Message::from_will(will, 0, std::time::Instant::now())),
+                delay,
+            )
         }),
         stalled: None,
         routes: Vec::new(),
@@ -485,14 +493,30 @@ mod size_tests {
             base_dir: Default::default(),
         });
         let (client, _server) = tokio::io::duplex(64);
-        let future = serve(client, "127.0.0.1:1".parse().unwrap(), Arc::from("x"), broker);
+        let future = serve(
+            client,
+            "127.0.0.1:1".parse().unwrap(),
+            Arc::from("x"),
+            broker,
+        );
         println!("serve future: {} bytes", std::mem::size_of_val(&future));
         println!(
             "Connection: {} bytes",
-            std::mem::size_of::<Connection<Half<tokio::io::ReadHalf<tokio::net::TcpStream>>, tokio::io::WriteHalf<tokio::net::TcpStream>>>()
+            std::mem::size_of::<
+                Connection<
+                    Half<tokio::io::ReadHalf<tokio::net::TcpStream>>,
+                    tokio::io::WriteHalf<tokio::net::TcpStream>,
+                >,
+            >()
         );
-        println!("Session: {} bytes", std::mem::size_of::<crate::session::Session>());
+        println!(
+            "Session: {} bytes",
+            std::mem::size_of::<crate::session::Session>()
+        );
         println!("Message: {} bytes", std::mem::size_of::<Message>());
-        println!("Delivery: {} bytes", std::mem::size_of::<crate::message::Delivery>());
+        println!(
+            "Delivery: {} bytes",
+            std::mem::size_of::<crate::message::Delivery>()
+        );
     }
 }

@@ -9,9 +9,7 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use super::{Connection, WRITE_HIGH_WATER};
 use crate::message::Delivery;
 use crate::metrics::DropReason;
-use crate::protocol::{
-    encode, Packet, ProtocolVersion, PubAck, Publish, PublishProperties, QoS,
-};
+use crate::protocol::{encode, Packet, ProtocolVersion, PubAck, Publish, PublishProperties, QoS};
 use crate::session::InflightStage;
 
 /// What happened to one delivery handed to the encoder.

@@ -173,8 +173,13 @@ impl ReasonCode {
             Success => 0,
             UnsupportedProtocolVersion => 1,
             ClientIdentifierNotValid => 2,
-            ServerUnavailable | ServerBusy | ServerShuttingDown | UseAnotherServer
-            | ServerMoved | ConnectionRateExceeded | QuotaExceeded => 3,
+            ServerUnavailable
+            | ServerBusy
+            | ServerShuttingDown
+            | UseAnotherServer
+            | ServerMoved
+            | ConnectionRateExceeded
+            | QuotaExceeded => 3,
             BadUserNameOrPassword | BadAuthenticationMethod => 4,
             _ => 5,
         }

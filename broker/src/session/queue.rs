@@ -260,7 +260,10 @@ mod tests {
     #[test]
     fn qos0_beyond_capacity_is_dropped_for_a_connected_subscriber() {
         let mut queue = OutboundQueue::default();
-        assert!(matches!(queue.push(delivery(QoS::AtMostOnce), 1, true), Enqueued::Queued));
+        assert!(matches!(
+            queue.push(delivery(QoS::AtMostOnce), 1, true),
+            Enqueued::Queued
+        ));
         assert!(matches!(
             queue.push(delivery(QoS::AtMostOnce), 1, true),
             Enqueued::Dropped(DropReason::QueueFull)
@@ -271,7 +274,10 @@ mod tests {
     fn qos1_beyond_capacity_is_handed_back_for_a_connected_subscriber() {
         let mut queue = OutboundQueue::default();
         queue.push(delivery(QoS::AtLeastOnce), 1, true);
-        assert!(matches!(queue.push(delivery(QoS::AtLeastOnce), 1, true), Enqueued::Full(_)));
+        assert!(matches!(
+            queue.push(delivery(QoS::AtLeastOnce), 1, true),
+            Enqueued::Full(_)
+        ));
         assert!(!queue.take_space_signal(1));
         queue.pop_sendable(10);
         assert!(queue.take_space_signal(1));
@@ -297,7 +303,11 @@ mod tests {
         assert!(queue.pop_sendable(1).is_none(), "window of one is full");
         assert!(queue.puback(1));
         assert_eq!(queue.pop_sendable(1).unwrap().0, Some(2));
-        assert_eq!(queue.pop_sendable(1).unwrap().0, None, "QoS 0 goes right after");
+        assert_eq!(
+            queue.pop_sendable(1).unwrap().0,
+            None,
+            "QoS 0 goes right after"
+        );
     }
 
     #[test]
@@ -306,9 +316,15 @@ mod tests {
         queue.push(delivery(QoS::ExactlyOnce), 10, true);
         let (id, _) = queue.pop_sendable(10).unwrap();
         let id = id.unwrap();
-        assert!(!queue.puback(id), "a QoS 2 message is not completed by PUBACK");
+        assert!(
+            !queue.puback(id),
+            "a QoS 2 message is not completed by PUBACK"
+        );
         assert!(queue.pubrec(id));
-        assert_eq!(queue.inflight().next().unwrap().stage, InflightStage::AwaitingPubComp);
+        assert_eq!(
+            queue.inflight().next().unwrap().stage,
+            InflightStage::AwaitingPubComp
+        );
         assert!(queue.pubcomp(id));
         assert_eq!(queue.inflight_len(), 0);
     }

@@ -179,7 +179,10 @@ impl Params {
                 .clamp(1, 100_000),
             idle_concurrency: 64,
             batch: 64,
-            flow_window: std::env::var("TB_WINDOW").ok().and_then(|v| v.parse().ok()).unwrap_or(5_000),
+            flow_window: std::env::var("TB_WINDOW")
+                .ok()
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(5_000),
             qos1_window: 100,
             version: match options.protocol {
                 Protocol::V311 => ProtocolVersion::V311,

@@ -10,8 +10,8 @@ use crate::bench::report::{
     Better, BrokerOutcome, Metric, Outcome, RunInfo, RunReport, ScenarioReport,
 };
 use crate::bench::scenarios::{self, Target};
-use crate::broker::{mosquitto_binary, tern_broker_binary, BrokerConfig, BrokerKind, Limits};
 use crate::broker::BrokerProcess;
+use crate::broker::{mosquitto_binary, tern_broker_binary, BrokerConfig, BrokerKind, Limits};
 
 /// Open-file limit asked for, for the load generator and for each broker (capped at the hard
 /// limit); the idle scenario needs one descriptor per connection on each side.
@@ -26,7 +26,12 @@ pub fn bench_broker_config() -> BrokerConfig {
         limits: Limits {
             receive_maximum: Some(100),
             max_inflight: Some(100),
-            max_queued_messages: Some(std::env::var("TB_MQ").ok().and_then(|v| v.parse().ok()).unwrap_or(100_000)),
+            max_queued_messages: Some(
+                std::env::var("TB_MQ")
+                    .ok()
+                    .and_then(|v| v.parse().ok())
+                    .unwrap_or(100_000),
+            ),
             ..Limits::default()
         },
         quiet: true,

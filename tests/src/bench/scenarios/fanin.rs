@@ -16,8 +16,8 @@ use tokio::task::JoinSet;
 use tokio::time::Instant;
 
 use super::{
-    measure, publish_qos0, publish_qos1, run_subscriber, PublisherSpec, PublisherStats,
-    SeqTracker, Target,
+    measure, publish_qos0, publish_qos1, run_subscriber, PublisherSpec, PublisherStats, SeqTracker,
+    Target,
 };
 use crate::bench::client::{connect, connect_subscriber, ConnectOptions};
 use crate::bench::flow::FlowWindow;
@@ -167,8 +167,17 @@ fn count_lost(stats: &[PublisherStats], tracker: &SeqTracker) -> u64 {
         .map(|publisher| {
             let refused: HashSet<u64> = publisher.refused.iter().copied().collect();
             if std::env::var_os("TB_DEBUG").is_some() {
-                let missing: Vec<u64> = (0..publisher.sent).filter(|s| !tracker.contains(publisher.index, *s)).collect();
-                eprintln!("publisher {} sent {} missing {} first {:?} last {:?}", publisher.index, publisher.sent, missing.len(), missing.first(), missing.last());
+                let missing: Vec<u64> = (0..publisher.sent)
+                    .filter(|s| !tracker.contains(publisher.index, *s))
+                    .collect();
+                eprintln!(
+                    "publisher {} sent {} missing {} first {:?} last {:?}",
+                    publisher.index,
+                    publisher.sent,
+                    missing.len(),
+                    missing.first(),
+                    missing.last()
+                );
             }
             tracker.missing(
                 publisher.index,

@@ -31,7 +31,12 @@ pub async fn run(target: Target, params: &Params) -> anyhow::Result<Outcome> {
         let connection = connect_subscriber(target.addr, &options, TOPIC, QoS::AtMostOnce)
             .await
             .with_context(|| format!("fan-out subscriber {index}"))?;
-        subscribers.spawn(run_subscriber(connection, flow.clone(), stopped.clone(), ()));
+        subscribers.spawn(run_subscriber(
+            connection,
+            flow.clone(),
+            stopped.clone(),
+            (),
+        ));
     }
     let options = ConnectOptions::new("tb-fanout-pub", params.version);
     let publisher = connect(target.addr, &options)

@@ -11,7 +11,7 @@ use tokio::task::JoinSet;
 use tokio::time::Instant;
 
 use super::Target;
-use crate::bench::client::{connect, Connection, ConnectOptions};
+use crate::bench::client::{connect, ConnectOptions, Connection};
 use crate::bench::options::Params;
 use crate::bench::procstat;
 use crate::bench::report::{Better, Metric, Outcome};

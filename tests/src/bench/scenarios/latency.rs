@@ -17,7 +17,7 @@ use tokio::task::JoinSet;
 use tokio::time::{Instant, MissedTickBehavior};
 
 use super::{measure, run_subscriber, Recorder, Target};
-use crate::bench::client::{connect, connect_subscriber, publish, Connection, ConnectOptions};
+use crate::bench::client::{connect, connect_subscriber, publish, ConnectOptions, Connection};
 use crate::bench::flow::FlowWindow;
 use crate::bench::options::Params;
 use crate::bench::payload::{self, Stamp};
@@ -81,7 +81,12 @@ pub async fn run(target: Target, params: &Params) -> anyhow::Result<Outcome> {
     let mut subscribers = JoinSet::new();
     for connection in subscriber_connections {
         let recorder = LatencyRecorder::new(warmup_end_nanos)?;
-        subscribers.spawn(run_subscriber(connection, flow.clone(), stopped.clone(), recorder));
+        subscribers.spawn(run_subscriber(
+            connection,
+            flow.clone(),
+            stopped.clone(),
+            recorder,
+        ));
     }
     let period = Duration::from_secs_f64(1.0 / f64::from(params.latency_rate.max(1)));
     let mut publishers = JoinSet::new();

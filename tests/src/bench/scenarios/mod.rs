@@ -34,8 +34,12 @@ pub struct Target {
 /// Runs one scenario against `target`.
 pub async fn run(scenario: Scenario, target: Target, params: &Params) -> anyhow::Result<Outcome> {
     match scenario {
-        Scenario::FanIn0 => fanin::run(target, params, tern_broker::protocol::QoS::AtMostOnce).await,
-        Scenario::FanIn1 => fanin::run(target, params, tern_broker::protocol::QoS::AtLeastOnce).await,
+        Scenario::FanIn0 => {
+            fanin::run(target, params, tern_broker::protocol::QoS::AtMostOnce).await
+        }
+        Scenario::FanIn1 => {
+            fanin::run(target, params, tern_broker::protocol::QoS::AtLeastOnce).await
+        }
         Scenario::FanOut => fanout::run(target, params).await,
         Scenario::Latency => latency::run(target, params).await,
         Scenario::Idle => idle::run(target, params).await,

@@ -152,8 +152,7 @@ pub async fn publish_qos1(
         } else {
             Instant::now() + FLOW_RECHECK
         };
-        match tokio::time::timeout_at(wait_until, connection.reader.read_batch(&mut packets))
-            .await
+        match tokio::time::timeout_at(wait_until, connection.reader.read_batch(&mut packets)).await
         {
             Ok(read) => {
                 read.with_context(|| format!("publisher {}", spec.index))?;
