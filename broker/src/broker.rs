@@ -432,6 +432,16 @@ impl Broker {
         }
     }
 
+    /// Asks the connections accepted by listener `name` to close with `reason`.
+    pub fn kick_listener(&self, name: &str, reason: ReasonCode) {
+        for session in self.online_sessions() {
+            let state = session.state.lock();
+            if state.listener.as_deref() == Some(name) {
+                session.kick(state.generation, reason);
+            }
+        }
+    }
+
     fn online_sessions(&self) -> Vec<Arc<Session>> {
         self.sessions
             .lock()

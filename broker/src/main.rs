@@ -68,7 +68,7 @@ fn main() -> ExitCode {
         }
     };
     runtime.block_on(async {
-        let running = match server::start(config).await {
+        let running = match server::start(config, cli.config.clone()).await {
             Ok(running) => running,
             Err(error) => {
                 tracing::error!(%error, "cannot start");
@@ -76,7 +76,7 @@ fn main() -> ExitCode {
                 return ExitCode::FAILURE;
             }
         };
-        wait_for_termination().await;
+        serve_until_terminated(&running).await;
         running.shutdown().await;
         ExitCode::SUCCESS
     })
@@ -90,12 +90,7 @@ fn configuration(cli: &Cli) -> Result<LoadedConfig, Box<dyn std::error::Error>> 
     if let Some(port) = cli.port {
         config.listeners[0].port = port;
     }
-    let text = yaml_serde::to_string(&config)?;
-    Ok(LoadedConfig {
-        config,
-        revision: tern_broker::config::revision_of(text.as_bytes()),
-        base_dir: PathBuf::from("."),
-    })
+    Ok(LoadedConfig::from_config(config, PathBuf::from("."))?)
 }
 
 fn init_logging(format: LogFormat) {
@@ -110,25 +105,25 @@ fn init_logging(format: LogFormat) {
     }
 }
 
-/// Resolves on SIGTERM (Kubernetes) or Ctrl-C.
-async fn wait_for_termination() {
-    #[cfg(unix)]
-    {
-        use tokio::signal::unix::{signal, SignalKind};
-        match signal(SignalKind::terminate()) {
-            Ok(mut term) => {
-                tokio::select! {
-                    _ = term.recv() => {}
-                    _ = tokio::signal::ctrl_c() => {}
-                }
-            }
-            Err(_) => {
-                let _ = tokio::signal::ctrl_c().await;
+/// Runs until SIGTERM (Kubernetes) or Ctrl-C; SIGHUP re-reads the configuration.
+async fn serve_until_terminated(running: &server::RunningServer) {
+    use tokio::signal::unix::{signal, SignalKind};
+    let (Ok(mut terminate), Ok(mut hangup)) = (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::hangup()),
+    ) else {
+        tracing::warn!("cannot install signal handlers; stopping on Ctrl-C only");
+        let _ = tokio::signal::ctrl_c().await;
+        return;
+    };
+    loop {
+        tokio::select! {
+            _ = terminate.recv() => return,
+            _ = tokio::signal::ctrl_c() => return,
+            _ = hangup.recv() => {
+                tracing::info!("SIGHUP: re-reading the configuration");
+                running.request_reload();
             }
         }
-    }
-    #[cfg(not(unix))]
-    {
-        let _ = tokio::signal::ctrl_c().await;
     }
 }

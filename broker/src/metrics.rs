@@ -110,6 +110,9 @@ pub struct Metrics {
     pub protocol_errors: IntCounterVec,
     /// Time from a PUBLISH being read to a copy of it being written to a subscriber socket.
     pub delivery_latency: Histogram,
+    config_reloads: [IntCounter; 2],
+    config_info: IntGaugeVec,
+    config_applied_at: prometheus::Gauge,
 }
 
 impl Metrics {
@@ -184,6 +187,26 @@ impl Metrics {
         )
         .expect("valid metric");
         reg(Box::new(delivery_latency.clone()));
+        let reloads = counter_vec(
+            "tern_config_reloads_total",
+            "Configuration reloads attempted, by result (success or failure).",
+            &["result"],
+        );
+        let config_info = IntGaugeVec::new(
+            Opts::new(
+                "tern_config_info",
+                "The configuration revision in force (value always 1).",
+            ),
+            &["revision"],
+        )
+        .expect("valid metric");
+        reg(Box::new(config_info.clone()));
+        let config_applied_at = prometheus::Gauge::new(
+            "tern_config_applied_timestamp_seconds",
+            "Unix time at which the configuration in force was applied.",
+        )
+        .expect("valid metric");
+        reg(Box::new(config_applied_at.clone()));
         #[cfg(target_os = "linux")]
         reg(Box::new(
             prometheus::process_collector::ProcessCollector::for_self(),
@@ -256,6 +279,9 @@ impl Metrics {
                 &["reason"],
             ),
             delivery_latency,
+            config_reloads: ["success", "failure"].map(|r| reloads.with_label_values(&[r])),
+            config_info,
+            config_applied_at,
             registry,
         }
     }
@@ -287,6 +313,31 @@ impl Metrics {
     /// Counts one message not delivered.
     pub fn dropped(&self, reason: DropReason) {
         self.dropped[reason as usize].inc();
+    }
+
+    /// Counts a connection refused for `reason` (a short snake_case label from a fixed set).
+    pub fn connection_rejected(&self, reason: &str) {
+        self.connections_rejected.with_label_values(&[reason]).inc();
+    }
+
+    /// Records that configuration `revision` went live now.
+    pub fn config_applied(&self, revision: &str) {
+        self.config_info.reset();
+        self.config_info.with_label_values(&[revision]).set(1);
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default();
+        self.config_applied_at.set(now.as_secs_f64());
+    }
+
+    /// Counts one reload attempt that changed the configuration (`applied`) or was refused.
+    pub fn config_reload(&self, applied: bool) {
+        self.config_reloads[usize::from(!applied)].inc();
+    }
+
+    /// Reload attempts so far that were applied and that were refused.
+    pub fn config_reload_counts(&self) -> (u64, u64) {
+        (self.config_reloads[0].get(), self.config_reloads[1].get())
     }
 
     /// Total PUBLISH packets received (for `$SYS`).

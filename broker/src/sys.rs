@@ -9,14 +9,25 @@ use bytes::Bytes;
 use crate::broker::Broker;
 use crate::message::Message;
 
-/// Publishes the statistics every `interval` until shutdown.
-pub async fn publish_periodically(broker: Arc<Broker>, interval: Duration) {
-    let mut ticker = tokio::time::interval(interval);
-    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+/// Publishes the statistics every `sys.intervalSeconds` until shutdown. The interval is read
+/// from the live configuration before every wait, so a reload changes it (0 pauses publishing
+/// until it is set again).
+pub async fn publish_periodically(broker: Arc<Broker>) {
+    /// How often a disabled `$SYS` checks whether a reload enabled it.
+    const DISABLED_RECHECK: Duration = Duration::from_secs(1);
     loop {
+        let interval = broker.config().config.sys.interval_seconds;
+        let wait = if interval == 0 {
+            DISABLED_RECHECK
+        } else {
+            Duration::from_secs(u64::from(interval))
+        };
         tokio::select! {
-            _ = ticker.tick() => {}
+            _ = tokio::time::sleep(wait) => {}
             _ = broker.shutdown.cancelled() => return,
+        }
+        if broker.config().config.sys.interval_seconds == 0 {
+            continue;
         }
         for (topic, value) in snapshot(&broker) {
             let message = Message::from_broker(topic.into(), Bytes::from(value), true);

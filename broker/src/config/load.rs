@@ -1,22 +1,60 @@
-//! Reading `broker.yaml` from disk and checking it as a whole before anything uses it.
+//! Reading `broker.yaml` and every file it references from disk, and checking them as a whole
+//! before anything uses them.
+//!
+//! Everything that can be wrong with a configuration is found here, before it goes live: YAML
+//! syntax, unknown keys, inconsistent values, missing or unusable TLS material. Every file read
+//! feeds the revision hash, so a rotated certificate is a new revision even when `broker.yaml`
+//! did not change.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use sha2::{Digest, Sha256};
 
-use super::BrokerConfig;
+use super::{BrokerConfig, ListenerProtocol};
+use crate::tls::{self, TlsMaterial};
 
-/// A configuration that parsed and validated, with the identity of what was read.
-#[derive(Debug, Clone)]
+/// A configuration that parsed and validated, with everything compiled from it and the
+/// identity of what was read. The broker holds one of these in an `ArcSwap`: readers never
+/// lock and never see a half-applied mix.
+#[derive(Clone)]
 pub struct LoadedConfig {
     /// The validated configuration.
     pub config: BrokerConfig,
-    /// Content hash (first 12 hex digits of SHA-256 of the file bytes) naming this revision in
-    /// logs, metrics and the operator's status.
+    /// Content hash (first 12 hex digits of SHA-256 over every file read) naming this revision
+    /// in logs, metrics and the operator's status.
     pub revision: String,
     /// Directory that relative paths in the configuration are resolved against.
     pub base_dir: PathBuf,
+    /// TLS server configurations of the TLS listeners, by listener name.
+    pub tls: HashMap<String, Arc<rustls::ServerConfig>>,
+}
+
+impl std::fmt::Debug for LoadedConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LoadedConfig")
+            .field("revision", &self.revision)
+            .field("base_dir", &self.base_dir)
+            .field("config", &self.config)
+            .finish_non_exhaustive()
+    }
+}
+
+impl LoadedConfig {
+    /// Compiles an in-memory configuration that references no files (the embedded default).
+    pub fn from_config(
+        config: BrokerConfig,
+        base_dir: PathBuf,
+    ) -> Result<LoadedConfig, ConfigError> {
+        let text = yaml_serde::to_string(&config).map_err(|error| ConfigError::Invalid {
+            path: PathBuf::from("<embedded>"),
+            message: error.to_string(),
+        })?;
+        let mut files = FileReader::new(base_dir);
+        files.hasher.update(text.as_bytes());
+        compile(config, Path::new("<embedded>"), files)
+    }
 }
 
 /// Why a configuration was refused. Each message names the file and, where known, the line.
@@ -48,24 +86,111 @@ pub enum ConfigError {
     },
 }
 
-/// Loads a configuration from `path`: a directory holding `broker.yaml`, or a YAML file.
-pub fn load_config(path: &Path) -> Result<LoadedConfig, ConfigError> {
-    let (file, base_dir) = if path.is_dir() {
+/// Where the configuration lives: the `broker.yaml` to read and the directory its relative
+/// paths are resolved against.
+pub fn config_location(path: &Path) -> (PathBuf, PathBuf) {
+    if path.is_dir() {
         (path.join("broker.yaml"), path.to_path_buf())
     } else {
-        let base = path.parent().map(Path::to_path_buf).unwrap_or_default();
+        let base = match path.parent() {
+            Some(parent) if !parent.as_os_str().is_empty() => parent.to_path_buf(),
+            _ => PathBuf::from("."),
+        };
         (path.to_path_buf(), base)
-    };
-    let bytes = std::fs::read(&file).map_err(|source| ConfigError::Read {
-        path: file.clone(),
-        source,
-    })?;
+    }
+}
+
+/// Loads a configuration from `path`: a directory holding `broker.yaml`, or a YAML file, plus
+/// every file it references.
+pub fn load_config(path: &Path) -> Result<LoadedConfig, ConfigError> {
+    let (file, base_dir) = config_location(path);
+    let mut files = FileReader::new(base_dir);
+    let bytes = files.read_path(&file)?;
     let config = parse_config(&bytes, &file)?;
+    compile(config, &file, files)
+}
+
+/// Reads the files `config` references and builds what the broker runs with.
+fn compile(
+    config: BrokerConfig,
+    config_file: &Path,
+    mut files: FileReader,
+) -> Result<LoadedConfig, ConfigError> {
+    let mut tls_configs = HashMap::new();
+    for listener in &config.listeners {
+        let Some(tls) = &listener.tls else { continue };
+        let cert = files.read(&tls.cert_file)?;
+        let key = files.read(&tls.key_file)?;
+        let client_ca = match &tls.client_ca_file {
+            Some(ca) => Some(files.read(ca)?),
+            None => None,
+        };
+        let names = (
+            tls.cert_file.display().to_string(),
+            tls.key_file.display().to_string(),
+            tls.client_ca_file
+                .as_ref()
+                .map(|ca| ca.display().to_string()),
+        );
+        let material = TlsMaterial {
+            cert: (&names.0, &cert),
+            key: (&names.1, &key),
+            client_ca: names.2.as_deref().zip(client_ca.as_deref()),
+            require_client_cert: tls.require_client_cert,
+        };
+        let server_config =
+            tls::server_config(&material).map_err(|error| ConfigError::Invalid {
+                path: config_file.to_path_buf(),
+                message: format!("listener `{}`: {error}", listener.name),
+            })?;
+        tls_configs.insert(listener.name.clone(), server_config);
+    }
+    let base_dir = files.base_dir.clone();
     Ok(LoadedConfig {
         config,
-        revision: revision_of(&bytes),
+        revision: files.revision(),
         base_dir,
+        tls: tls_configs,
     })
+}
+
+/// Reads configuration files relative to the base directory, hashing everything it reads
+/// (names and contents) into the revision.
+pub(crate) struct FileReader {
+    base_dir: PathBuf,
+    hasher: Sha256,
+}
+
+impl FileReader {
+    fn new(base_dir: PathBuf) -> FileReader {
+        FileReader {
+            base_dir,
+            hasher: Sha256::new(),
+        }
+    }
+
+    /// Reads `relative` (or an absolute path) from the configuration directory.
+    pub(crate) fn read(&mut self, relative: &Path) -> Result<Vec<u8>, ConfigError> {
+        let path = self.base_dir.join(relative);
+        self.read_path(&path)
+    }
+
+    fn read_path(&mut self, path: &Path) -> Result<Vec<u8>, ConfigError> {
+        let bytes = std::fs::read(path).map_err(|source| ConfigError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        let name = path.to_string_lossy();
+        self.hasher.update((name.len() as u64).to_le_bytes());
+        self.hasher.update(name.as_bytes());
+        self.hasher.update((bytes.len() as u64).to_le_bytes());
+        self.hasher.update(&bytes);
+        Ok(bytes)
+    }
+
+    fn revision(self) -> String {
+        hex::encode(&self.hasher.finalize()[..6])
+    }
 }
 
 /// Parses and validates YAML text; `file` only labels error messages.
@@ -82,7 +207,7 @@ pub fn parse_config(bytes: &[u8], file: &Path) -> Result<BrokerConfig, ConfigErr
     Ok(config)
 }
 
-/// The revision id of a configuration's bytes.
+/// The revision id of some bytes (used for configurations that are not read from files).
 pub fn revision_of(bytes: &[u8]) -> String {
     let digest = Sha256::digest(bytes);
     hex::encode(&digest[..6])
@@ -98,6 +223,20 @@ fn validate(config: &BrokerConfig) -> Result<(), String> {
     for listener in &config.listeners {
         if listener.name.is_empty() {
             return Err("listener name must not be empty".into());
+        }
+        if let Some(path) = &listener.path {
+            if listener.protocol != ListenerProtocol::Websocket {
+                return Err(format!(
+                    "listener `{}`: `path` only applies to websocket listeners",
+                    listener.name
+                ));
+            }
+            if !path.starts_with('/') {
+                return Err(format!(
+                    "listener `{}`: path `{path}` must start with `/`",
+                    listener.name
+                ));
+            }
         }
         if !names.insert(listener.name.as_str()) {
             return Err(format!("duplicate listener name `{}`", listener.name));

@@ -5,6 +5,7 @@
 //! rather than a silently ignored setting.
 
 mod load;
+mod watch;
 
 use std::collections::BTreeMap;
 use std::net::IpAddr;
@@ -12,7 +13,10 @@ use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
-pub use load::{load_config, parse_config, revision_of, ConfigError, LoadedConfig};
+pub use load::{
+    config_location, load_config, parse_config, revision_of, ConfigError, LoadedConfig,
+};
+pub use watch::{watch, ConfigWatch};
 
 /// Everything the broker needs to run, as read from `broker.yaml`.
 ///

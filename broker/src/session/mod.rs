@@ -44,6 +44,8 @@ pub struct SessionState {
     pub expiry_interval: u32,
     /// Generation of the connection that owns the session; bumped on every (re)connect.
     pub generation: u64,
+    /// Listener of the connection that owns (or last owned) the session.
+    pub listener: Option<Arc<str>>,
 }
 
 /// One client's session.
