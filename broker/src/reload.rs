@@ -115,7 +115,7 @@ impl Reloader {
             let started = tokio::select! {
                 Some(()) = changes.recv() => {
                     let started = Instant::now();
-                    self.settle(&mut changes).await;
+                    self.settle(&mut changes, &mut requests).await;
                     started
                 }
                 Some(()) = requests.recv() => Instant::now(),
@@ -142,8 +142,13 @@ impl Reloader {
     }
 
     /// Waits until no change has been reported for the debounce period (bounded: a directory
-    /// that never stops changing is re-read at least every ten periods).
-    async fn settle(&self, changes: &mut mpsc::UnboundedReceiver<()>) {
+    /// that never stops changing is re-read at least every ten periods), or a reload is
+    /// requested explicitly.
+    async fn settle(
+        &self,
+        changes: &mut mpsc::UnboundedReceiver<()>,
+        requests: &mut mpsc::Receiver<()>,
+    ) {
         let quiet = Duration::from_millis(u64::from(
             self.broker.config().config.reload.debounce_millis,
         ));
@@ -151,6 +156,7 @@ impl Reloader {
         loop {
             tokio::select! {
                 more = changes.recv() => if more.is_none() { return },
+                _ = requests.recv() => return,
                 _ = tokio::time::sleep(quiet) => return,
                 _ = tokio::time::sleep_until(deadline) => return,
             }

@@ -30,6 +30,8 @@ def parse_args(description, extra=None):
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--version", choices=["311", "5"], default="5")
     parser.add_argument("--deadline", type=float, default=20.0)
+    parser.add_argument("--transport", choices=["tcp", "websockets"], default="tcp")
+    parser.add_argument("--ws-path", default="/mqtt")
     if extra:
         extra(parser)
     args = parser.parse_args()
@@ -65,12 +67,18 @@ class Client:
     def __init__(self, args, client_id, clean=True, session_expiry=None, will=None):
         self.args = args
         self.v5 = args.version == "5"
-        kwargs = {"client_id": client_id, "protocol": protocol(args.version)}
+        kwargs = {
+            "client_id": client_id,
+            "protocol": protocol(args.version),
+            "transport": args.transport,
+        }
         if not self.v5:
             kwargs["clean_session"] = clean
         self.clean = clean
         self.session_expiry = session_expiry
         self.client = mqtt.Client(CallbackAPIVersion.VERSION2, **kwargs)
+        if args.transport == "websockets":
+            self.client.ws_set_options(path=args.ws_path)
         self.lock = threading.Condition()
         self.connack = None
         self.subacks = {}

@@ -152,9 +152,8 @@ impl BrokerProcess {
             .tempdir()
             .context("creating the broker's temporary directory")?;
         let port = free_port()?;
-        let log_path = dir.path().join("broker.log");
 
-        let (mut command, metrics_port) = match kind {
+        let (command, metrics_port) = match kind {
             BrokerKind::Tern => {
                 let metrics_port = free_port()?;
                 let yaml = tern_yaml(config, port, metrics_port);
@@ -181,6 +180,39 @@ impl BrokerProcess {
             }
         };
 
+        BrokerProcess::launch(kind, command, dir, port, metrics_port, config.nofile_limit)
+    }
+
+    /// Starts `tern-broker --config CONFIG` for a configuration the test manages itself (for
+    /// example a [`crate::projected::ProjectedVolume`] it rewrites to exercise reloads), and
+    /// waits until `port` — which that configuration must listen on — accepts connections.
+    pub fn start_tern_with_config(
+        config: &Path,
+        port: u16,
+        metrics_port: Option<u16>,
+    ) -> anyhow::Result<BrokerProcess> {
+        let dir = tempfile::Builder::new()
+            .prefix("tern-")
+            .tempdir()
+            .context("creating the broker's temporary directory")?;
+        let mut command = Command::new(tern_broker_binary()?);
+        command.arg("--config").arg(config);
+        command.env(
+            "RUST_LOG",
+            std::env::var("RUST_LOG").unwrap_or_else(|_| "info".to_string()),
+        );
+        BrokerProcess::launch(BrokerKind::Tern, command, dir, port, metrics_port, None)
+    }
+
+    fn launch(
+        kind: BrokerKind,
+        mut command: Command,
+        dir: tempfile::TempDir,
+        port: u16,
+        metrics_port: Option<u16>,
+        nofile_limit: Option<u64>,
+    ) -> anyhow::Result<BrokerProcess> {
+        let log_path = dir.path().join("broker.log");
         let log = File::create(&log_path).context("creating the broker log file")?;
         let log_err = log.try_clone().context("duplicating the log file handle")?;
         command
@@ -188,7 +220,7 @@ impl BrokerProcess {
             .stdin(Stdio::null())
             .stdout(log)
             .stderr(log_err);
-        if let Some(limit) = config.nofile_limit {
+        if let Some(limit) = nofile_limit {
             // SAFETY: the closure runs between fork and exec and only calls getrlimit and
             // setrlimit, which are async-signal-safe; it allocates nothing.
             unsafe {

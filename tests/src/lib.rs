@@ -1,4 +1,7 @@
 //! Test harness shared by the end-to-end tests: start real brokers, run real clients.
 pub mod bench;
 pub mod broker;
+pub mod certs;
 pub mod clients;
+pub mod http;
+pub mod projected;

@@ -1,10 +1,11 @@
-//! Reading from a stream without holding a buffer while the connection is idle.
+//! Reading from a stream without holding a buffer while the connection is idle, and writing
+//! to one whose transport may buffer (TLS, WebSocket frames) until flushed.
 
 use std::future::poll_fn;
 use std::pin::Pin;
 
 use bytes::BytesMut;
-use tokio::io::AsyncRead;
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use tokio_util::io::poll_read_buf;
 
 /// How much room a read asks for. Large enough for batches of small packets in one syscall.
@@ -30,6 +31,43 @@ pub async fn read_some<R: AsyncRead + Unpin>(
         polled
     })
     .await
+}
+
+/// What one [`write_some`] achieved.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Written {
+    /// This many bytes left the buffer (and, if it is now empty, were flushed).
+    Bytes(usize),
+    /// Nothing was left to write; earlier bytes were flushed.
+    Flushed,
+    /// The peer is gone.
+    Closed,
+}
+
+/// Writes from `buf` and, once it is empty, flushes the transport.
+///
+/// Plain TCP needs no flush, but a WebSocket sends a frame only when flushed and TLS may hold
+/// records back. `unflushed` remembers bytes written but not yet flushed, so that a write
+/// cancelled between the two steps (the event loop's `select!`) is flushed on the next call.
+pub async fn write_some<W: AsyncWrite + Unpin>(
+    writer: &mut W,
+    buf: &mut BytesMut,
+    unflushed: &mut bool,
+) -> std::io::Result<Written> {
+    let mut written = Written::Flushed;
+    if !buf.is_empty() {
+        let n = writer.write_buf(buf).await?;
+        if n == 0 {
+            return Ok(Written::Closed);
+        }
+        *unflushed = true;
+        written = Written::Bytes(n);
+    }
+    if buf.is_empty() && *unflushed {
+        writer.flush().await?;
+        *unflushed = false;
+    }
+    Ok(written)
 }
 
 #[cfg(test)]

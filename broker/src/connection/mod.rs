@@ -85,6 +85,8 @@ struct Connection<R, W> {
     writer: W,
     read_buf: BytesMut,
     write_buf: BytesMut,
+    /// Bytes were written but the transport not yet flushed (see [`io::write_some`]).
+    unflushed: bool,
     client: ClientLimits,
     /// Topic aliases in both directions; allocated on first use (most clients use none).
     aliases: Option<Box<TopicAliases>>,
@@ -174,9 +176,11 @@ where
                     let mut out = BytesMut::new();
                     let ack = Packet::ConnAck(handshake::refusal(reason));
                     if encode(&ack, ProtocolVersion::V311, &mut out).is_ok() {
-                        let _ =
-                            tokio::time::timeout(Duration::from_secs(1), writer.write_all(&out))
-                                .await;
+                        let answer = async {
+                            writer.write_all(&out).await?;
+                            writer.shutdown().await
+                        };
+                        let _ = tokio::time::timeout(Duration::from_secs(1), answer).await;
                     }
                 }
                 return None;
@@ -267,6 +271,7 @@ where
         writer,
         read_buf,
         write_buf: BytesMut::new(),
+        unflushed: false,
         client: terms.client,
         aliases: None,
         will: connect.will.map(|will| {
@@ -324,13 +329,14 @@ where
                 space_wait = Some(self.wait_for_space());
             }
             let can_read = self.stalled.is_none();
-            let can_write = !self.write_buf.is_empty();
+            let can_write = !self.write_buf.is_empty() || self.unflushed;
             tokio::select! {
                 biased;
-                written = self.writer.write_buf(&mut self.write_buf), if can_write => {
+                written = io::write_some(&mut self.writer, &mut self.write_buf, &mut self.unflushed), if can_write => {
                     match written {
-                        Ok(0) | Err(_) => return Exit::Closed,
-                        Ok(n) => {
+                        Ok(io::Written::Closed) | Err(_) => return Exit::Closed,
+                        Ok(io::Written::Flushed) => {}
+                        Ok(io::Written::Bytes(n)) => {
                             self.broker.metrics.bytes_sent.inc_by(n as u64);
                             if self.write_buf.is_empty() && self.write_buf.capacity() > 4 * WRITE_HIGH_WATER {
                                 self.write_buf = BytesMut::new();
