@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs what Tern's tests run besides cargo: Mosquitto and its clients (the reference broker
-# for the benchmark and the third-party clients of the end-to-end tests) and paho-mqtt 2.x.
+# for the benchmark and the third-party clients of the end-to-end tests), promtool (Debian
+# package prometheus) and paho-mqtt 2.x.
 # Idempotent and quiet when everything is already there.
 set -euo pipefail
 
@@ -12,10 +13,13 @@ as_root() {
 missing_debs=()
 command -v mosquitto_pub >/dev/null || missing_debs+=(mosquitto-clients)
 [ -x /usr/sbin/mosquitto ] || missing_debs+=(mosquitto)
+# promtool (from Debian's prometheus package) lints the /metrics output.
+command -v promtool >/dev/null || missing_debs+=(prometheus)
 if [ ${#missing_debs[@]} -gt 0 ]; then
   echo "install-test-deps: installing ${missing_debs[*]}"
   as_root apt-get update -qq
-  # policy-rc.d keeps the package from starting a system-wide mosquitto on port 1883.
+  # policy-rc.d keeps the packages from starting a system-wide mosquitto (port 1883) or
+  # prometheus (port 9090) service.
   as_root sh -c 'printf "#!/bin/sh\nexit 101\n" > /usr/sbin/policy-rc.d && chmod +x /usr/sbin/policy-rc.d'
   as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing_debs[@]}"
   as_root rm -f /usr/sbin/policy-rc.d
