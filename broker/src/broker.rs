@@ -432,6 +432,11 @@ impl Broker {
         }
     }
 
+    /// Every session, online and offline (a snapshot: sessions may come and go meanwhile).
+    pub fn all_sessions(&self) -> Vec<Arc<Session>> {
+        self.sessions.lock().values().cloned().collect()
+    }
+
     /// Asks the connections accepted by listener `name` to close with `reason`.
     pub fn kick_listener(&self, name: &str, reason: ReasonCode) {
         for session in self.online_sessions() {

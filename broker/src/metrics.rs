@@ -25,15 +25,19 @@ pub enum DropReason {
     NoSubscribers,
     /// A QoS 0 message for a session that was offline.
     Offline,
+    /// The ACL refused it: the publisher may not publish to the topic, or (after a reload)
+    /// the subscriber may no longer receive it.
+    AclDenied,
 }
 
 impl DropReason {
-    const ALL: [DropReason; 5] = [
+    const ALL: [DropReason; 6] = [
         DropReason::QueueFull,
         DropReason::Expired,
         DropReason::TooLarge,
         DropReason::NoSubscribers,
         DropReason::Offline,
+        DropReason::AclDenied,
     ];
 
     fn label(self) -> &'static str {
@@ -43,6 +47,7 @@ impl DropReason {
             DropReason::TooLarge => "too_large",
             DropReason::NoSubscribers => "no_subscribers",
             DropReason::Offline => "offline_qos0",
+            DropReason::AclDenied => "acl_denied",
         }
     }
 }
@@ -111,6 +116,10 @@ pub struct Metrics {
     /// Time from a PUBLISH being read to a copy of it being written to a subscriber socket.
     pub delivery_latency: Histogram,
     config_reloads: [IntCounter; 2],
+    /// ACL decisions: `[publish, subscribe]` × `[allow, deny]`.
+    acl_decisions: [[IntCounter; 2]; 2],
+    /// Subscriptions removed because a reloaded ACL no longer allows them.
+    pub acl_revoked_subscriptions: IntCounter,
     config_info: IntGaugeVec,
     config_applied_at: prometheus::Gauge,
 }
@@ -192,6 +201,13 @@ impl Metrics {
             "Configuration reloads attempted, by result (success or failure).",
             &["result"],
         );
+        let acl = counter_vec(
+            "tern_acl_decisions_total",
+            "ACL decisions on PUBLISH and SUBSCRIBE, by action and result.",
+            &["action", "result"],
+        );
+        let acl_decisions = ["publish", "subscribe"]
+            .map(|action| ["allow", "deny"].map(|result| acl.with_label_values(&[action, result])));
         let config_info = IntGaugeVec::new(
             Opts::new(
                 "tern_config_info",
@@ -282,6 +298,11 @@ impl Metrics {
             config_reloads: ["success", "failure"].map(|r| reloads.with_label_values(&[r])),
             config_info,
             config_applied_at,
+            acl_decisions,
+            acl_revoked_subscriptions: counter(
+                "tern_acl_revoked_subscriptions_total",
+                "Subscriptions removed because a reloaded ACL no longer allows them.",
+            ),
             registry,
         }
     }
@@ -315,9 +336,19 @@ impl Metrics {
         self.dropped[reason as usize].inc();
     }
 
+    /// Counts `count` messages not delivered for the same reason.
+    pub fn dropped_many(&self, reason: DropReason, count: u64) {
+        self.dropped[reason as usize].inc_by(count);
+    }
+
     /// Counts a connection refused for `reason` (a short snake_case label from a fixed set).
     pub fn connection_rejected(&self, reason: &str) {
         self.connections_rejected.with_label_values(&[reason]).inc();
+    }
+
+    /// Counts one ACL decision on a PUBLISH (`subscribe` false) or SUBSCRIBE.
+    pub fn acl_decision(&self, subscribe: bool, allowed: bool) {
+        self.acl_decisions[usize::from(subscribe)][usize::from(!allowed)].inc();
     }
 
     /// Records that configuration `revision` went live now.

@@ -16,6 +16,7 @@ use tracing::{error, info, warn};
 
 use crate::broker::Broker;
 use crate::config::{load_config, ConfigError, LoadedConfig};
+use crate::enforce::{enforce_acl, AclEnforcement};
 use crate::listener::{Listeners, RETRY_INTERVAL};
 
 /// What a reload attempt did.
@@ -87,6 +88,18 @@ impl Reloader {
         self.broker.swap_config(new);
         self.listeners.reconcile(&listeners, close_removed).await;
         self.broker.set_readiness(self.listeners.problem());
+        // Existing sessions: one pass over all of them, off the async workers.
+        let broker = self.broker.clone();
+        match tokio::task::spawn_blocking(move || enforce_acl(&broker)).await {
+            Ok(outcome) if outcome != AclEnforcement::default() => {
+                info!(
+                    ?outcome,
+                    "existing sessions brought in line with the new ACL"
+                );
+            }
+            Ok(_) => {}
+            Err(error) => error!(%error, "re-checking sessions against the new ACL failed"),
+        }
     }
 
     /// Binds listeners a previous reconcile could not bind, if any.

@@ -13,6 +13,7 @@ use std::sync::Arc;
 use sha2::{Digest, Sha256};
 
 use super::{BrokerConfig, ListenerProtocol};
+use crate::acl::{parse_policies, AclError, AclSnapshot};
 use crate::tls::{self, TlsMaterial};
 
 /// A configuration that parsed and validated, with everything compiled from it and the
@@ -29,6 +30,8 @@ pub struct LoadedConfig {
     pub base_dir: PathBuf,
     /// TLS server configurations of the TLS listeners, by listener name.
     pub tls: HashMap<String, Arc<rustls::ServerConfig>>,
+    /// The compiled ACL. Connections compare it by pointer to notice a reload.
+    pub acl: Arc<AclSnapshot>,
 }
 
 impl std::fmt::Debug for LoadedConfig {
@@ -84,6 +87,9 @@ pub enum ConfigError {
         /// What is wrong.
         message: String,
     },
+    /// An ACL policy file is unreadable or a policy invalid.
+    #[error(transparent)]
+    Acl(#[from] AclError),
 }
 
 /// Where the configuration lives: the `broker.yaml` to read and the directory its relative
@@ -145,12 +151,19 @@ fn compile(
             })?;
         tls_configs.insert(listener.name.clone(), server_config);
     }
+    let mut policies = Vec::new();
+    for acl_file in &config.acl.files {
+        let bytes = files.read(acl_file)?;
+        policies.extend(parse_policies(&bytes, acl_file)?);
+    }
+    let acl = AclSnapshot::compile(policies, config.acl.effective_default_action())?;
     let base_dir = files.base_dir.clone();
     Ok(LoadedConfig {
         config,
         revision: files.revision(),
         base_dir,
         tls: tls_configs,
+        acl: Arc::new(acl),
     })
 }
 

@@ -13,7 +13,7 @@ use crate::message::Message;
 use crate::protocol::topic::{parse_filter, validate_topic_name, FilterKind};
 use crate::protocol::{
     AckProperties, Disconnect, Packet, ProtocolVersion, PubAck, Publish, QoS, ReasonCode, SubAck,
-    Subscribe, UnsubAck, Unsubscribe,
+    Subscribe, SubscriptionOptions, UnsubAck, Unsubscribe,
 };
 
 impl<R, W> Connection<R, W>
@@ -198,14 +198,18 @@ where
         Ok(())
     }
 
-    /// A reason to accept but not route a PUBLISH, answered in its acknowledgement.
-    fn refuse_publish(&self, publish: &Publish) -> Option<ReasonCode> {
+    /// A reason to accept but not route a PUBLISH, answered in its acknowledgement (3.1.1
+    /// acknowledgements carry no reason: the message is dropped, as Mosquitto does).
+    fn refuse_publish(&mut self, publish: &Publish) -> Option<ReasonCode> {
         if publish.topic.starts_with("$SYS") {
             return Some(ReasonCode::NotAuthorized);
         }
         let utf8_declared = publish.properties.payload_format_indicator == Some(1);
         if utf8_declared && std::str::from_utf8(&publish.payload).is_err() {
             return Some(ReasonCode::PayloadFormatInvalid);
+        }
+        if !self.may_publish(&publish.topic, publish.qos, publish.retain) {
+            return Some(ReasonCode::NotAuthorized);
         }
         None
     }
@@ -316,9 +320,17 @@ where
                 reason_codes.push(ReasonCode::TopicFilterInvalid);
                 continue;
             }
-            let reason =
-                self.broker
-                    .subscribe(&self.session, &request.filter, request.options, identifier);
+            let Some(granted) = self.subscription_grant(inner, request.options.qos) else {
+                reason_codes.push(ReasonCode::NotAuthorized);
+                continue;
+            };
+            let options = SubscriptionOptions {
+                qos: granted,
+                ..request.options
+            };
+            let reason = self
+                .broker
+                .subscribe(&self.session, &request.filter, options, identifier);
             reason_codes.push(reason);
         }
         self.send(&Packet::SubAck(SubAck {

@@ -6,6 +6,7 @@
 //! writability, new messages and timers at once. While no data flows it holds no read or write
 //! buffer, which is what keeps thousands of idle connections cheap.
 
+mod access;
 mod handshake;
 mod inbound;
 mod io;
@@ -25,6 +26,7 @@ use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadHalf, WriteHalf};
 use tokio::time::Instant;
 use tracing::{debug, info};
 
+use crate::acl::ClientIdentity;
 use crate::broker::{Blocked, Broker};
 use crate::message::Message;
 use crate::protocol::{
@@ -92,6 +94,10 @@ struct Connection<R, W> {
     aliases: Option<Box<TopicAliases>>,
     /// The will, already copied out of the read buffer, and its delay in seconds.
     will: Option<(Box<Message>, u32)>,
+    /// Who the client is, for ACL principals and placeholders.
+    identity: Arc<ClientIdentity>,
+    /// What the ACL lets this client do.
+    acl: access::ConnectionAcl,
     stalled: Option<Stalled>,
     routes: Vec<Route<SessionRef>>,
 }
@@ -258,7 +264,17 @@ where
         terms.session_expiry,
     );
     debug!(%peer, client_id = %terms.client_id, ?version, session_present = opened.session_present, "client connected");
-    opened.session.state.lock().listener = Some(listener.clone());
+    let identity = Arc::new(ClientIdentity {
+        username: connect.username.as_ref().map(|name| name.to_string()),
+        client_id: terms.client_id.to_string(),
+        groups: Vec::new(),
+    });
+    {
+        let mut state = opened.session.state.lock();
+        state.listener = Some(listener.clone());
+        state.identity = Some(identity.clone());
+    }
+    let acl = access::ConnectionAcl::new(&broker.config().acl, &identity);
     let connack = handshake::connack(&connect, &terms, &limits, opened.session_present);
     let connect = *connect;
     let mut connection = Box::new(Connection {
@@ -281,6 +297,8 @@ where
                 delay,
             )
         }),
+        identity,
+        acl,
         stalled: None,
         routes: Vec::new(),
         broker,
@@ -433,7 +451,9 @@ where
             _ => true,
         };
         if let (true, Some((will, delay))) = (publish_will, self.will.take()) {
-            self.publish_will(*will, delay);
+            if self.may_publish(&will.topic, will.qos, will.retain) {
+                self.publish_will(*will, delay);
+            }
         }
         self.broker.metrics.connections_current.dec();
         self.broker.close_session(&self.session.0, self.generation);

@@ -16,6 +16,7 @@ use bytestring::ByteString;
 use parking_lot::Mutex;
 use tokio::sync::Notify;
 
+use crate::acl::ClientIdentity;
 use crate::protocol::{ReasonCode, SubscriptionOptions};
 use crate::router::Subscriber;
 
@@ -46,6 +47,9 @@ pub struct SessionState {
     pub generation: u64,
     /// Listener of the connection that owns (or last owned) the session.
     pub listener: Option<Arc<str>>,
+    /// Who the client of the session authenticated as (at its last connect), so that a
+    /// reload can re-check its subscriptions and queued messages against a new ACL.
+    pub identity: Option<Arc<ClientIdentity>>,
 }
 
 /// One client's session.

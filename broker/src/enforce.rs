@@ -1,0 +1,118 @@
+//! Bringing existing sessions in line with a configuration that was just swapped in.
+//!
+//! New connections simply meet the new rules. Sessions that already exist hold state granted
+//! under the old ones, so after every reload each session is re-checked against the new ACL:
+//! - a subscription the ACL no longer allows is removed (the client stops receiving; nothing
+//!   tells an MQTT client its subscription ended, as with Mosquitto's ACL reload);
+//! - a subscription now capped at a lower QoS keeps going at that QoS;
+//! - queued messages (not yet sent) the client may no longer receive are dropped and counted
+//!   as `acl_denied`. Messages already in flight were sent before the change and complete.
+
+use std::sync::Arc;
+
+use bytestring::ByteString;
+
+use crate::acl::ClientIdentity;
+use crate::broker::Broker;
+use crate::metrics::DropReason;
+use crate::protocol::topic::parse_filter;
+use crate::protocol::SubscriptionOptions;
+use crate::session::{Session, SessionRef};
+
+/// What re-checking the sessions against a new ACL changed.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct AclEnforcement {
+    /// Subscriptions removed.
+    pub revoked_subscriptions: usize,
+    /// Subscriptions kept at a lower QoS.
+    pub downgraded_subscriptions: usize,
+    /// Queued messages dropped.
+    pub dropped_messages: usize,
+}
+
+/// Re-checks every session's subscriptions and queued messages against the live ACL.
+pub fn enforce_acl(broker: &Broker) -> AclEnforcement {
+    let acl = Arc::clone(&broker.config().acl);
+    let mut outcome = AclEnforcement::default();
+    for session in broker.all_sessions() {
+        let Some(identity) = session.state.lock().identity.clone() else {
+            continue;
+        };
+        let view = acl.for_client(&identity);
+        if view.allows_everything() {
+            continue;
+        }
+        let subscriptions: Vec<(ByteString, SubscriptionOptions, Option<u32>)> = session
+            .state
+            .lock()
+            .subscriptions
+            .iter()
+            .map(|(filter, record)| (filter.clone(), record.options, record.identifier))
+            .collect();
+        for (filter, options, identifier) in subscriptions {
+            let Ok(kind) = parse_filter(&filter) else {
+                continue;
+            };
+            match view.check_subscribe(kind.filter(), options.qos) {
+                None => {
+                    broker.unsubscribe(&session, &filter);
+                    broker.metrics.acl_revoked_subscriptions.inc();
+                    outcome.revoked_subscriptions += 1;
+                    log_revocation(&identity, &filter);
+                }
+                Some(granted) if granted < options.qos => {
+                    let downgraded = SubscriptionOptions {
+                        qos: granted,
+                        ..options
+                    };
+                    replace_subscription(broker, &session, &filter, downgraded, identifier);
+                    outcome.downgraded_subscriptions += 1;
+                }
+                Some(_) => {}
+            }
+        }
+        let dropped = session
+            .state
+            .lock()
+            .outbound
+            .retain_pending(|delivery| view.may_receive(&delivery.message.topic));
+        if dropped > 0 {
+            broker.metrics.queued_messages.sub(dropped as i64);
+            broker
+                .metrics
+                .dropped_many(DropReason::AclDenied, dropped as u64);
+            outcome.dropped_messages += dropped;
+        }
+    }
+    outcome
+}
+
+/// Re-subscribes `filter` with new options, keeping its identifier. The router replaces the
+/// entry in place, so no message matching it is missed in between.
+fn replace_subscription(
+    broker: &Broker,
+    session: &Arc<Session>,
+    filter: &ByteString,
+    options: SubscriptionOptions,
+    identifier: Option<u32>,
+) {
+    let subscriber = SessionRef(Arc::clone(session));
+    if broker
+        .router
+        .subscribe(subscriber, filter, options, identifier)
+        .is_ok()
+    {
+        if let Some(record) = session.state.lock().subscriptions.get_mut(filter) {
+            record.options = options;
+        }
+    }
+}
+
+fn log_revocation(identity: &ClientIdentity, filter: &str) {
+    tracing::info!(
+        client_id = %identity.client_id,
+        username = identity.username.as_deref().unwrap_or(""),
+        %filter,
+        "subscription revoked by the reloaded ACL"
+    );
+}
