@@ -128,11 +128,22 @@ impl PasswordFile {
         Ok(PasswordFile { users })
     }
 
-    /// Checks `password` for `username`. Slow by design for a match or mismatch (PBKDF2 or
-    /// argon2); immediate for an unknown user.
+    /// Checks `password` for `username`. Slow by design (PBKDF2 or argon2), also for an
+    /// unknown user, which costs what a wrong `$7$` password with the default iterations
+    /// costs, so response times do not reveal which usernames exist.
     pub fn check(&self, username: &str, password: &[u8]) -> PasswordCheck {
         match self.users.get(username) {
-            None => PasswordCheck::UnknownUser,
+            None => {
+                let mut discarded = [0u8; HASH_LEN];
+                pbkdf2::pbkdf2_hmac::<Sha512>(
+                    password,
+                    &[0u8; SALT_LEN],
+                    DEFAULT_ITERATIONS,
+                    &mut discarded,
+                );
+                std::hint::black_box(discarded);
+                PasswordCheck::UnknownUser
+            }
             Some(stored) if stored.hash.verify(password) => PasswordCheck::Match {
                 credential: stored.credential,
             },
