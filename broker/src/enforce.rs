@@ -1,7 +1,13 @@
 //! Bringing existing sessions in line with a configuration that was just swapped in.
 //!
 //! New connections simply meet the new rules. Sessions that already exist hold state granted
-//! under the old ones, so after every reload each session is re-checked against the new ACL:
+//! under the old ones, so on every reload:
+//! - before the swap, each session's groups are recomputed under the new `auth` section, so
+//!   the ACL views built after the swap see the new memberships;
+//! - after it, connected clients whose credential no longer stands (user removed: 0x87,
+//!   password or key changed: 0x8C) are disconnected, unless `reload.disconnectRevokedClients`
+//!   is off;
+//! - and each session is re-checked against the new ACL:
 //! - a subscription the ACL no longer allows is removed (the client stops receiving; nothing
 //!   tells an MQTT client its subscription ended, as with Mosquitto's ACL reload);
 //! - a subscription now capped at a lower QoS keeps going at that QoS;
@@ -13,6 +19,7 @@ use std::sync::Arc;
 use bytestring::ByteString;
 
 use crate::acl::ClientIdentity;
+use crate::auth::Authenticator;
 use crate::broker::Broker;
 use crate::metrics::DropReason;
 use crate::protocol::topic::parse_filter;
@@ -28,6 +35,51 @@ pub struct AclEnforcement {
     pub downgraded_subscriptions: usize,
     /// Queued messages dropped.
     pub dropped_messages: usize,
+}
+
+/// Recomputes every session's ACL groups under `new_auth`, the authenticator about to go live.
+pub fn refresh_identities(broker: &Broker, new_auth: &Authenticator) {
+    for session in broker.all_sessions() {
+        let mut state = session.state.lock();
+        let (Some(authenticated), Some(identity)) = (&state.authenticated, &state.identity) else {
+            continue;
+        };
+        let groups = new_auth.current_groups(authenticated);
+        if groups != identity.groups {
+            let updated = ClientIdentity {
+                groups,
+                ..ClientIdentity::clone(identity)
+            };
+            state.identity = Some(Arc::new(updated));
+        }
+    }
+}
+
+/// Disconnects connected clients whose credential the live authenticator no longer accepts;
+/// returns how many were asked to leave.
+pub fn enforce_auth(broker: &Broker) -> usize {
+    let authenticator = Arc::clone(&broker.config().auth);
+    let mut disconnected = 0;
+    for session in broker.all_sessions() {
+        if !session.is_online() {
+            continue;
+        }
+        let state = session.state.lock();
+        let Some(authenticated) = &state.authenticated else {
+            continue;
+        };
+        if let Some(reason) = authenticator.recheck(authenticated).disconnect_reason() {
+            tracing::info!(
+                client_id = %session.client_id,
+                username = authenticated.username.as_deref().unwrap_or(""),
+                %reason,
+                "disconnecting a client whose credential was revoked"
+            );
+            session.kick(state.generation, reason);
+            disconnected += 1;
+        }
+    }
+    disconnected
 }
 
 /// Re-checks every session's subscriptions and queued messages against the live ACL.

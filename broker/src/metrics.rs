@@ -116,6 +116,8 @@ pub struct Metrics {
     /// Time from a PUBLISH being read to a copy of it being written to a subscriber socket.
     pub delivery_latency: Histogram,
     config_reloads: [IntCounter; 2],
+    /// Authentication attempts: by method (`AuthMethod` order) × `[success, failure]`.
+    auth_attempts: [[IntCounter; 2]; 4],
     /// ACL decisions: `[publish, subscribe]` × `[allow, deny]`.
     acl_decisions: [[IntCounter; 2]; 2],
     /// Subscriptions removed because a reloaded ACL no longer allows them.
@@ -201,6 +203,14 @@ impl Metrics {
             "Configuration reloads attempted, by result (success or failure).",
             &["result"],
         );
+        let auth = counter_vec(
+            "tern_auth_attempts_total",
+            "Client authentication attempts, by method and result.",
+            &["method", "result"],
+        );
+        let auth_attempts = crate::auth::AuthMethod::ALL.map(|method| {
+            ["success", "failure"].map(|result| auth.with_label_values(&[method.label(), result]))
+        });
         let acl = counter_vec(
             "tern_acl_decisions_total",
             "ACL decisions on PUBLISH and SUBSCRIBE, by action and result.",
@@ -298,6 +308,7 @@ impl Metrics {
             config_reloads: ["success", "failure"].map(|r| reloads.with_label_values(&[r])),
             config_info,
             config_applied_at,
+            auth_attempts,
             acl_decisions,
             acl_revoked_subscriptions: counter(
                 "tern_acl_revoked_subscriptions_total",
@@ -344,6 +355,11 @@ impl Metrics {
     /// Counts a connection refused for `reason` (a short snake_case label from a fixed set).
     pub fn connection_rejected(&self, reason: &str) {
         self.connections_rejected.with_label_values(&[reason]).inc();
+    }
+
+    /// Counts one authentication attempt by `method`.
+    pub fn auth_attempt(&self, method: crate::auth::AuthMethod, success: bool) {
+        self.auth_attempts[method as usize][usize::from(!success)].inc();
     }
 
     /// Counts one ACL decision on a PUBLISH (`subscribe` false) or SUBSCRIBE.

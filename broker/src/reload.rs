@@ -16,7 +16,7 @@ use tracing::{error, info, warn};
 
 use crate::broker::Broker;
 use crate::config::{load_config, ConfigError, LoadedConfig};
-use crate::enforce::{enforce_acl, AclEnforcement};
+use crate::enforce::{enforce_acl, enforce_auth, refresh_identities, AclEnforcement};
 use crate::listener::{Listeners, RETRY_INTERVAL};
 
 /// What a reload attempt did.
@@ -84,21 +84,37 @@ impl Reloader {
         }
         let listeners = new.config.listeners.clone();
         let close_removed = new.config.reload.close_removed_listener_connections;
+        let disconnect_revoked = new.config.reload.disconnect_revoked_clients;
         drop(old);
+        // Sessions are walked off the async workers: there may be very many.
+        let broker = self.broker.clone();
+        let new = run_blocking(move || {
+            refresh_identities(&broker, &new.auth);
+            new
+        })
+        .await;
+        let Some(new) = new else { return };
         self.broker.swap_config(new);
         self.listeners.reconcile(&listeners, close_removed).await;
         self.broker.set_readiness(self.listeners.problem());
-        // Existing sessions: one pass over all of them, off the async workers.
         let broker = self.broker.clone();
-        match tokio::task::spawn_blocking(move || enforce_acl(&broker)).await {
-            Ok(outcome) if outcome != AclEnforcement::default() => {
+        let enforced = run_blocking(move || {
+            let disconnected = if disconnect_revoked {
+                enforce_auth(&broker)
+            } else {
+                0
+            };
+            (disconnected, enforce_acl(&broker))
+        })
+        .await;
+        if let Some((disconnected, acl)) = enforced {
+            if disconnected > 0 || acl != AclEnforcement::default() {
                 info!(
-                    ?outcome,
-                    "existing sessions brought in line with the new ACL"
+                    disconnected,
+                    ?acl,
+                    "existing sessions brought in line with the new configuration"
                 );
             }
-            Ok(_) => {}
-            Err(error) => error!(%error, "re-checking sessions against the new ACL failed"),
         }
     }
 
@@ -173,6 +189,17 @@ impl Reloader {
                 _ = tokio::time::sleep(quiet) => return,
                 _ = tokio::time::sleep_until(deadline) => return,
             }
+        }
+    }
+}
+
+/// Runs `work` on a blocking thread; `None` (logged) if it panicked.
+async fn run_blocking<T: Send + 'static>(work: impl FnOnce() -> T + Send + 'static) -> Option<T> {
+    match tokio::task::spawn_blocking(work).await {
+        Ok(value) => Some(value),
+        Err(error) => {
+            error!(%error, "re-checking sessions after a reload failed");
+            None
         }
     }
 }

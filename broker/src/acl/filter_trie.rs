@@ -152,8 +152,13 @@ fn covering<T>(
     }
     match level {
         None => node.terminal.iter().try_for_each(&mut *visit)?,
-        // Only a stored `#` covers a `#`, handled above.
-        Some("#") => {}
+        // A stored `#` covers a `#`, handled above. At the root a stored `+/#` does too: a
+        // topic has at least one level, so both match every topic not starting with `$`.
+        Some("#") => {
+            if let (true, Some(single)) = (at_root, &node.single) {
+                single.multi.iter().try_for_each(&mut *visit)?;
+            }
+        }
         // Only a stored `+` (or `#`) covers a `+`.
         Some("+") => {
             if let Some(single) = &node.single {
@@ -269,6 +274,8 @@ mod tests {
         assert!(!covers("a/#", "b"));
         assert!(!covers("a/#", "+"));
         assert!(!covers("a/#", "#"));
+        assert!(covers("+/#", "#"));
+        assert!(!covers("a/+/#", "a/#"));
     }
 
     #[test]

@@ -14,6 +14,7 @@ use sha2::{Digest, Sha256};
 
 use super::{BrokerConfig, ListenerProtocol};
 use crate::acl::{parse_policies, AclError, AclSnapshot};
+use crate::auth::{AuthError, Authenticator};
 use crate::tls::{self, TlsMaterial};
 
 /// A configuration that parsed and validated, with everything compiled from it and the
@@ -32,6 +33,8 @@ pub struct LoadedConfig {
     pub tls: HashMap<String, Arc<rustls::ServerConfig>>,
     /// The compiled ACL. Connections compare it by pointer to notice a reload.
     pub acl: Arc<AclSnapshot>,
+    /// The authentication decisions of this revision (password file, JWT keys read).
+    pub auth: Arc<Authenticator>,
 }
 
 impl std::fmt::Debug for LoadedConfig {
@@ -90,6 +93,9 @@ pub enum ConfigError {
     /// An ACL policy file is unreadable or a policy invalid.
     #[error(transparent)]
     Acl(#[from] AclError),
+    /// The password file or a JWT key is unreadable or invalid.
+    #[error(transparent)]
+    Auth(#[from] AuthError),
 }
 
 /// Where the configuration lives: the `broker.yaml` to read and the directory its relative
@@ -157,6 +163,15 @@ fn compile(
         policies.extend(parse_policies(&bytes, acl_file)?);
     }
     let acl = AclSnapshot::compile(policies, config.acl.effective_default_action())?;
+    // The authenticator reads its files itself; reading them here too puts their content
+    // into the revision, so a changed password or key is a new revision.
+    if let Some(password_file) = &config.auth.password_file {
+        files.read(password_file)?;
+    }
+    for key in config.auth.jwt.iter().flat_map(|jwt| &jwt.keys) {
+        files.read(&key.file)?;
+    }
+    let auth = Authenticator::load(&config.auth, &files.base_dir)?;
     let base_dir = files.base_dir.clone();
     Ok(LoadedConfig {
         config,
@@ -164,6 +179,7 @@ fn compile(
         base_dir,
         tls: tls_configs,
         acl: Arc::new(acl),
+        auth: Arc::new(auth),
     })
 }
 

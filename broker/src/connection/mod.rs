@@ -27,6 +27,7 @@ use tokio::time::Instant;
 use tracing::{debug, info};
 
 use crate::acl::ClientIdentity;
+use crate::auth::{Credentials, Identity};
 use crate::broker::{Blocked, Broker};
 use crate::message::Message;
 use crate::protocol::{
@@ -217,14 +218,10 @@ where
     let ClientOrigin {
         peer,
         listener,
-        peer_certificate: _,
+        peer_certificate,
     } = origin;
     let refuse = |reason: ReasonCode, label: &str| {
-        broker
-            .metrics
-            .connections_rejected
-            .with_label_values(&[label])
-            .inc();
+        broker.metrics.connection_rejected(label);
         info!(%peer, client_id = %connect.client_id, %reason, "connection refused");
         let mut out = BytesMut::new();
         let _ = encode(
@@ -234,25 +231,31 @@ where
         );
         out
     };
-    let verdict = handshake::negotiate(&connect, &limits)
-        .map_err(|reason| refuse(reason, "invalid_connect"))
-        .and_then(|terms| {
-            crate::auth::authenticate(&broker.config().config.auth, &connect)
-                .map(|()| terms)
-                .map_err(|reason| refuse(reason, "not_authorized"))
-        })
-        .and_then(|terms| {
-            if broker.metrics.connections_current.get() as usize >= limits.max_connections {
-                Err(refuse(ReasonCode::QuotaExceeded, "max_connections"))
-            } else {
-                Ok(terms)
+    let verdict = match handshake::negotiate(&connect, &limits) {
+        Err(reason) => Err(refuse(reason, "invalid_connect")),
+        Ok(terms) => {
+            let authenticated =
+                authenticate(&broker, &connect, peer_certificate, &terms.client_id).await;
+            match authenticated {
+                Err(reason) => Err(refuse(reason, "not_authorized")),
+                Ok(_)
+                    if broker.metrics.connections_current.get() as usize
+                        >= limits.max_connections =>
+                {
+                    Err(refuse(ReasonCode::QuotaExceeded, "max_connections"))
+                }
+                Ok(identity) => Ok((terms, identity)),
             }
-        });
-    let terms = match verdict {
-        Ok(terms) => terms,
+        }
+    };
+    let (terms, authenticated) = match verdict {
+        Ok(accepted) => accepted,
         Err(refusal) => {
-            let _ = tokio::time::timeout(Duration::from_secs(1), writer.write_all(&refusal)).await;
-            let _ = writer.shutdown().await;
+            let answer = async {
+                writer.write_all(&refusal).await?;
+                writer.shutdown().await
+            };
+            let _ = tokio::time::timeout(Duration::from_secs(1), answer).await;
             return None;
         }
     };
@@ -263,16 +266,17 @@ where
         connect.clean_start,
         terms.session_expiry,
     );
-    debug!(%peer, client_id = %terms.client_id, ?version, session_present = opened.session_present, "client connected");
+    debug!(%peer, client_id = %terms.client_id, ?version, method = authenticated.method.label(), session_present = opened.session_present, "client connected");
     let identity = Arc::new(ClientIdentity {
-        username: connect.username.as_ref().map(|name| name.to_string()),
+        username: authenticated.username.clone(),
         client_id: terms.client_id.to_string(),
-        groups: Vec::new(),
+        groups: authenticated.groups.clone(),
     });
     {
         let mut state = opened.session.state.lock();
         state.listener = Some(listener.clone());
         state.identity = Some(identity.clone());
+        state.authenticated = Some(Arc::new(authenticated));
     }
     let acl = access::ConnectionAcl::new(&broker.config().acl, &identity);
     let connack = handshake::connack(&connect, &terms, &limits, opened.session_present);
@@ -315,6 +319,48 @@ where
         connection.resend_inflight();
     }
     Some(connection)
+}
+
+/// Checks the CONNECT's credentials with the live configuration's authenticator, counting the
+/// attempt. Password and JWT checks are CPU-heavy by design (PBKDF2, argon2, signatures), so
+/// they run on a blocking thread, with reference-counted copies of the credentials.
+async fn authenticate(
+    broker: &Broker,
+    connect: &Connect,
+    peer_certificate: Option<Box<[u8]>>,
+    client_id: &ByteString,
+) -> Result<Identity, ReasonCode> {
+    let authenticator = Arc::clone(&broker.config().auth);
+    let username = connect.username.clone();
+    let password = connect.password.clone();
+    let method = connect.properties.authentication_method.clone();
+    let client_id = client_id.clone();
+    let check = move || {
+        let credentials = Credentials {
+            username: username.as_deref(),
+            password: password.as_deref(),
+            client_id: &client_id,
+            peer_certificate: peer_certificate.as_deref(),
+            authentication_method: method.as_deref(),
+        };
+        (
+            authenticator.method_for(&credentials),
+            authenticator.authenticate(&credentials),
+        )
+    };
+    let (method, result) = if connect.password.is_some() {
+        match tokio::task::spawn_blocking(check).await {
+            Ok(checked) => checked,
+            Err(error) => {
+                tracing::error!(%error, "authentication task failed");
+                return Err(ReasonCode::ServerUnavailable);
+            }
+        }
+    } else {
+        check()
+    };
+    broker.metrics.auth_attempt(method, result.is_ok());
+    result
 }
 
 impl<R, W> Connection<R, W>

@@ -17,6 +17,7 @@ use parking_lot::Mutex;
 use tokio::sync::Notify;
 
 use crate::acl::ClientIdentity;
+use crate::auth::Identity;
 use crate::protocol::{ReasonCode, SubscriptionOptions};
 use crate::router::Subscriber;
 
@@ -50,6 +51,8 @@ pub struct SessionState {
     /// Who the client of the session authenticated as (at its last connect), so that a
     /// reload can re-check its subscriptions and queued messages against a new ACL.
     pub identity: Option<Arc<ClientIdentity>>,
+    /// What admitted the client at its last connect, re-checked after a reload.
+    pub authenticated: Option<Arc<Identity>>,
 }
 
 /// One client's session.
