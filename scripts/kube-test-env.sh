@@ -167,13 +167,19 @@ build() {
   holds_all_executables "$staging"
 }
 
-work_dir=$(mktemp -d "$cache_root/kube-$KUBE_VERSION.build.XXXXXX")
+# A build killed outright (no EXIT trap) leaves its tree behind; we hold the lock, so any
+# tree still there belongs to no running build.
+rm -rf "$cache_root/kube-$KUBE_VERSION.tmp."*
+work_dir=$(mktemp -d "$cache_root/kube-$KUBE_VERSION.tmp.XXXXXX")
 # Runs on every exit: removes the build tree and, when the build failed, says where to look.
 finish() {
   local status=$?
+  # Go makes its module cache read-only; without write permission a non-root rm would fail.
+  chmod -R u+w "$work_dir" 2>/dev/null || true
   rm -rf "$work_dir"
   if [ "$status" -ne 0 ]; then
-    echo "kube-test-env: building the Kubernetes test binaries failed; see $log_file" >&2
+    echo "kube-test-env: building the Kubernetes test binaries failed; last lines of $log_file:" >&2
+    tail -n 20 "$log_file" >&2
   fi
 }
 trap finish EXIT
