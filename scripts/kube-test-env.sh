@@ -161,7 +161,7 @@ build() {
     cp "$tree/_output/bin/$name" "$staging/"
   done
   # etcd is unpacked from its package rather than installed, so no system etcd service starts.
-  (cd "$work_dir" && apt-get download etcd-server)
+  (cd "$work_dir" && apt-get -o "APT::Sandbox::User=$(id -un)" download etcd-server)
   dpkg-deb -x "$(find "$work_dir" -maxdepth 1 -name 'etcd-server_*.deb' -print -quit)" "$work_dir/etcd-server"
   cp "$work_dir/etcd-server/usr/bin/etcd" "$staging/"
   holds_all_executables "$staging"
