@@ -1,7 +1,11 @@
 #!/usr/bin/env bash
 # Installs what Tern's tests run besides cargo: Mosquitto and its clients (the reference broker
 # for the benchmark and the third-party clients of the end-to-end tests), promtool (Debian
-# package prometheus) and paho-mqtt 2.x.
+# package prometheus), paho-mqtt 2.x, and openssl (the Kubernetes test control plane generates
+# its service-account key with it).
+# The Kubernetes binaries themselves come from scripts/kube-test-env.sh, which installs its own
+# build tools (golang-1.19-go, golang-1.19-src, rsync, libpopt0, make, dpkg-dev and Debian's
+# reflect2/json-iterator sources) the first time it builds.
 # Idempotent and quiet when everything is already there.
 set -euo pipefail
 
@@ -15,6 +19,7 @@ command -v mosquitto_pub >/dev/null || missing_debs+=(mosquitto-clients)
 [ -x /usr/sbin/mosquitto ] || missing_debs+=(mosquitto)
 # promtool (from Debian's prometheus package) lints the /metrics output.
 command -v promtool >/dev/null || missing_debs+=(prometheus)
+command -v openssl >/dev/null || missing_debs+=(openssl)
 if [ ${#missing_debs[@]} -gt 0 ]; then
   echo "install-test-deps: installing ${missing_debs[*]}"
   as_root apt-get update -qq
