@@ -6,4 +6,5 @@ pub mod certs;
 pub mod clients;
 pub mod control_plane;
 pub mod http;
+pub mod live;
 pub mod projected;

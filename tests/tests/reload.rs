@@ -8,22 +8,17 @@ use std::net::TcpListener;
 use std::time::Duration;
 
 use tern_broker::protocol::{QoS, ReasonCode};
-use tern_e2e::broker::{free_port, BrokerProcess};
+use tern_e2e::broker::free_port;
 use tern_e2e::certs::TestCa;
 use tern_e2e::clients::{
     mosquitto_pub, paho, MosquittoSub, ProtocolVersion, RawClient, SubOptions,
 };
 use tern_e2e::http::{self, metric};
-use tern_e2e::projected::{ProjectedVolume, VolumeFile};
+use tern_e2e::live::{file, LiveBroker, APPLY_WITHIN};
+use tern_e2e::projected::VolumeFile;
 
 const V5: ProtocolVersion = ProtocolVersion::V5;
 const V311: ProtocolVersion = ProtocolVersion::V311;
-/// How long a change may take to be applied (debounce 50 ms in these tests).
-const APPLY_WITHIN: Duration = Duration::from_secs(5);
-
-fn file(path: &str, content: impl Into<Vec<u8>>) -> VolumeFile {
-    (path.to_string(), content.into())
-}
 
 /// `broker.yaml` with the given listener entries (YAML flow maps) and extra top-level YAML.
 fn broker_yaml(metrics_port: u16, listeners: &[String], extra: &str) -> VolumeFile {
@@ -41,67 +36,6 @@ fn broker_yaml(metrics_port: u16, listeners: &[String], extra: &str) -> VolumeFi
 
 fn mqtt_listener(name: &str, port: u16) -> String {
     format!("{{ name: {name}, port: {port}, bind: 127.0.0.1 }}")
-}
-
-/// A broker whose configuration lives in a projected volume the test rewrites.
-struct LiveBroker {
-    volume: ProjectedVolume,
-    process: BrokerProcess,
-    metrics_port: u16,
-}
-
-impl LiveBroker {
-    fn start(first_port: u16, files: &[VolumeFile], metrics_port: u16) -> LiveBroker {
-        let volume = ProjectedVolume::new(files).expect("writing the volume");
-        let process =
-            BrokerProcess::start_tern_with_config(volume.path(), first_port, Some(metrics_port))
-                .expect("starting tern-broker");
-        // The first listener accepting does not mean the others and /readyz are up yet.
-        http::poll(APPLY_WITHIN, || {
-            http::ready_revision(metrics_port).ok().flatten()
-        })
-        .unwrap_or_else(|| panic!("broker never became ready; log:\n{}", process.log()));
-        LiveBroker {
-            volume,
-            process,
-            metrics_port,
-        }
-    }
-
-    fn revision(&self) -> Option<String> {
-        http::ready_revision(self.metrics_port).ok().flatten()
-    }
-
-    fn reloads(&self, result: &str) -> f64 {
-        metric(
-            self.metrics_port,
-            &format!("tern_config_reloads_total{{result=\"{result}\"}}"),
-        )
-        .expect("scraping /metrics")
-    }
-
-    /// Swaps the volume to `files` and waits until the broker runs a new revision.
-    fn apply(&mut self, files: &[VolumeFile]) -> String {
-        let before = self.revision();
-        self.volume.update(files).expect("updating the volume");
-        http::poll(APPLY_WITHIN, || {
-            self.revision().filter(|r| Some(r) != before.as_ref())
-        })
-        .unwrap_or_else(|| panic!("new revision not applied; log:\n{}", self.process.log()))
-    }
-
-    /// Swaps the volume to `files` and waits until the broker refuses them; returns the log.
-    fn apply_rejected(&mut self, files: &[VolumeFile]) -> String {
-        let revision = self.revision();
-        let failures = self.reloads("failure");
-        self.volume.update(files).expect("updating the volume");
-        http::poll(APPLY_WITHIN, || {
-            (self.reloads("failure") > failures).then_some(())
-        })
-        .unwrap_or_else(|| panic!("reload not refused; log:\n{}", self.process.log()));
-        assert_eq!(self.revision(), revision, "the running revision changed");
-        self.process.log()
-    }
 }
 
 /// Publishes on `port` and asserts that `subscriber` (subscribed to `t/#`) receives it.

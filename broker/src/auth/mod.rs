@@ -139,14 +139,16 @@ pub enum Recheck {
 }
 
 impl Recheck {
-    /// The DISCONNECT reason for a client whose credential no longer stands, as issue 3
-    /// specifies: 0x87 (Not authorized) when removed, 0x8C (Bad authentication method) when
-    /// changed; `None` when the client may stay.
+    /// The DISCONNECT reason for a client whose credential no longer stands: 0x87 (Not
+    /// authorized) when removed, 0x98 (Administrative action) when changed; `None` when the
+    /// client may stay. 0x8C (Bad authentication method) would describe a change better, but
+    /// MQTT 5.0 §3.14.2.1 does not allow it in DISCONNECT, and conforming clients treat it as
+    /// a malformed packet.
     pub fn disconnect_reason(self) -> Option<ReasonCode> {
         match self {
             Recheck::Valid => None,
             Recheck::Removed => Some(ReasonCode::NotAuthorized),
-            Recheck::Changed => Some(ReasonCode::BadAuthenticationMethod),
+            Recheck::Changed => Some(ReasonCode::AdministrativeAction),
         }
     }
 }

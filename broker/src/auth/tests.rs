@@ -576,13 +576,13 @@ fn certificate_clients_are_changed_when_the_identity_field_changes() {
 }
 
 #[test]
-fn disconnect_reasons_follow_the_issue() {
+fn disconnect_reasons_are_valid_disconnect_codes() {
     assert_eq!(
         [Recheck::Valid, Recheck::Removed, Recheck::Changed].map(Recheck::disconnect_reason),
         [
             None,
             Some(ReasonCode::NotAuthorized),
-            Some(ReasonCode::BadAuthenticationMethod)
+            Some(ReasonCode::AdministrativeAction)
         ]
     );
 }

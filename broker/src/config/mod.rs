@@ -394,9 +394,9 @@ pub struct ReloadConfig {
     /// DISCONNECT 0x8B). By default they stay connected; only new connections are refused.
     pub close_removed_listener_connections: bool,
     /// Whether connections whose credentials no longer hold after a reload are closed: a
-    /// removed user's (5.0: DISCONNECT 0x87 Not authorized) and one whose password changed
-    /// (0x8C Bad authentication method). On by default: revoking a credential should revoke
-    /// its connections.
+    /// removed user's (5.0: DISCONNECT 0x87 Not authorized) and one whose password hash or
+    /// JWT key changed (0x98 Administrative action). On by default: revoking a credential
+    /// should revoke its connections.
     pub disconnect_revoked_clients: bool,
 }
 
