@@ -23,10 +23,12 @@ const PUBLISH_INTERVAL: Duration = Duration::from_millis(100);
 /// received everything.
 const END_OF_STREAM: Duration = Duration::from_secs(2);
 
-/// The `i`-th configuration: every swap changes something real — an extra listener comes and
-/// goes and limits and the `$SYS` interval change — while the soak clients' own listener stays.
+/// The `i`-th configuration: every swap changes listeners, users and ACLs — an extra listener
+/// comes and goes, a user is added and removed, an ACL policy appears and disappears, limits
+/// change — while the soak clients' own listener, anonymous access and `soak/#` rights stay.
 fn configuration(i: usize, port: u16, extra_port: u16, metrics_port: u16) -> Vec<VolumeFile> {
-    let extra_listener = if i % 2 == 1 {
+    let odd = i % 2 == 1;
+    let extra_listener = if odd {
         format!("  - {{ name: extra, port: {extra_port}, bind: 127.0.0.1 }}\n")
     } else {
         String::new()
@@ -36,13 +38,39 @@ fn configuration(i: usize, port: u16, extra_port: u16, metrics_port: u16) -> Vec
          limits: {{ maxQueuedMessages: {queue}, backpressureTimeout: 30 }}\n\
          sys: {{ intervalSeconds: {sys} }}\n\
          metrics: {{ bind: 127.0.0.1, port: {metrics_port} }}\n\
-         auth: {{ allowAnonymous: true }}\n\
+         auth: {{ allowAnonymous: true, passwordFile: passwd }}\n\
+         acl: {{ defaultAction: deny, files: [policies.yaml] }}\n\
          reload: {{ debounceMillis: 20 }}\n",
         queue = 1000 + i,
         sys = 5 + i % 3,
     );
-    vec![("broker.yaml".to_string(), yaml.into_bytes())]
+    // Users: a fixed `$7$` line (from mosquitto_passwd) for `operator`, plus one that comes
+    // and goes. No soak client authenticates, so none may be disconnected by these changes.
+    let mut users = String::from(OPERATOR_PASSWD_LINE);
+    if odd {
+        users.push_str(&format!(
+            "visitor-{i}:{}",
+            &OPERATOR_PASSWD_LINE["operator:".len()..]
+        ));
+    }
+    let mut policies = String::from(
+        "- name: soak\n  rules:\n    - { effect: Allow, actions: [publish, subscribe], topics: [\"soak/#\"] }\n",
+    );
+    if odd {
+        policies.push_str(&format!(
+            "- name: churn-{i}\n  rules:\n    - {{ effect: Deny, actions: [subscribe], topics: [\"private/{i}/#\"] }}\n"
+        ));
+    }
+    vec![
+        ("broker.yaml".to_string(), yaml.into_bytes()),
+        ("passwd".to_string(), users.into_bytes()),
+        ("policies.yaml".to_string(), policies.into_bytes()),
+    ]
 }
+
+/// `mosquitto_passwd -b passwd operator secret` (Mosquitto 2.0.11).
+const OPERATOR_PASSWD_LINE: &str =
+    "operator:$7$101$pU8WJiX965NdQnBt$9fqSyrIuZQsY+lesxr4gvWZbb33vVr6N1GN9Zm03xLm6NJbzraXk9HH03a/KwAxh3CHlJxBpP/JDSgI7WqPcOg==\n";
 
 /// What one subscriber saw.
 struct Received {
