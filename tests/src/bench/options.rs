@@ -35,6 +35,11 @@ pub struct Options {
     /// MQTT protocol version used by the load generator.
     #[arg(long, value_enum, default_value_t = Protocol::V5)]
     pub protocol: Protocol,
+    /// Give Tern an ACL of this many rules (none of which refuses the benchmark's traffic),
+    /// to measure what access control costs: compare the Tern/Mosquitto ratios of a run with
+    /// and one without.
+    #[arg(long, default_value_t = 0)]
+    pub acl_rules: usize,
 }
 
 /// A scenario name on the command line.
@@ -154,6 +159,8 @@ pub struct Params {
     pub qos1_window: u16,
     /// Protocol the load generator speaks.
     pub version: ProtocolVersion,
+    /// ACL rules Tern runs with (see [`Options::acl_rules`]).
+    pub acl_rules: usize,
 }
 
 impl Params {
@@ -188,6 +195,7 @@ impl Params {
                 Protocol::V311 => ProtocolVersion::V311,
                 Protocol::V5 => ProtocolVersion::V5,
             },
+            acl_rules: options.acl_rules,
         }
     }
 

@@ -105,6 +105,8 @@ pub struct RunInfo {
     pub protocol: String,
     /// Whether `--quick` was given.
     pub quick: bool,
+    /// ACL rules Tern ran with.
+    pub acl_rules: usize,
 }
 
 /// Everything a run produced; serialised as-is for `--json`.
@@ -147,6 +149,9 @@ pub fn render_info(info: &RunInfo) -> String {
     }
     if let Some(binary) = &info.tern_binary {
         let _ = writeln!(out, "tern: {binary}");
+    }
+    if info.acl_rules > 0 {
+        let _ = writeln!(out, "tern ACL: {} rules", info.acl_rules);
     }
     let _ = writeln!(
         out,

@@ -20,9 +20,15 @@ pub const NOFILE_LIMIT: u64 = 65_536;
 const LOG_TAIL_LINES: usize = 20;
 
 /// The broker configuration used by every scenario: the same limits for both brokers, quiet
-/// logging, a high open-file limit.
-pub fn bench_broker_config() -> BrokerConfig {
+/// logging, a high open-file limit; for Tern, the ACL file `acl_policies` if given.
+pub fn bench_broker_config(acl_policies: Option<&std::path::Path>) -> BrokerConfig {
     BrokerConfig {
+        extra_yaml: acl_policies.map(|path| {
+            format!(
+                "acl: {{ defaultAction: allow, files: [\"{}\"] }}\n",
+                path.display()
+            )
+        }),
         limits: Limits {
             receive_maximum: Some(100),
             max_inflight: Some(100),
@@ -60,6 +66,10 @@ pub async fn run(
     let started = std::time::Instant::now();
     let params = params.clone();
     let kinds = options.broker.kinds();
+    let acl_policies = match params.acl_rules {
+        0 => None,
+        rules => Some(write_acl_policies(rules)?),
+    };
 
     let mut reports = Vec::new();
     for scenario in options.selected_scenarios() {
@@ -69,7 +79,13 @@ pub async fn run(
             brokers: Vec::new(),
         };
         for &kind in &kinds {
-            let outcome = run_one(kind, scenario, &params).await;
+            let outcome = run_one(
+                kind,
+                scenario,
+                &params,
+                acl_policies.as_ref().map(|f| f.path()),
+            )
+            .await;
             report.brokers.push(BrokerOutcome {
                 broker: kind.name().to_string(),
                 outcome,
@@ -83,6 +99,34 @@ pub async fn run(
         scenarios: reports,
         total_secs: started.elapsed().as_secs_f64(),
     })
+}
+
+/// An ACL policy file of `rules` rules that all apply to other clients or topics than the
+/// benchmark's: half name a user each (`device-N` may use `devices/N/#`), half are Deny rules
+/// for everyone on `restricted/N/#`. The benchmark's clients therefore pay for a large shared
+/// rule trie and a large principal index, and are allowed their own topics by the default.
+fn write_acl_policies(rules: usize) -> anyhow::Result<tempfile::NamedTempFile> {
+    use std::io::Write;
+    let mut file = tempfile::Builder::new()
+        .prefix("tern-bench-acl-")
+        .suffix(".yaml")
+        .tempfile()
+        .context("creating the ACL policy file")?;
+    let mut yaml = String::from("- name: bench\n  rules:\n");
+    for n in 0..rules {
+        if n % 2 == 0 {
+            yaml.push_str(&format!(
+                "    - {{ effect: Allow, principals: [{{ username: device-{n} }}], actions: [publish, subscribe], topics: [\"devices/{n}/#\"] }}\n"
+            ));
+        } else {
+            yaml.push_str(&format!(
+                "    - {{ effect: Deny, actions: [publish, subscribe], topics: [\"restricted/{n}/#\"] }}\n"
+            ));
+        }
+    }
+    file.write_all(yaml.as_bytes())
+        .context("writing the ACL policy file")?;
+    Ok(file)
 }
 
 /// Machine and settings, locating (or building) the Tern binary.
@@ -117,6 +161,7 @@ async fn run_info(
             Protocol::V5 => "5.0".to_string(),
         },
         quick: options.quick,
+        acl_rules: params.acl_rules,
     })
 }
 
@@ -131,8 +176,13 @@ fn mosquitto_version() -> Option<String> {
 
 /// Starts a fresh broker, runs one scenario under the hard time limit, stops the broker.
 /// Never fails: problems are reported in the outcome.
-async fn run_one(kind: BrokerKind, scenario: Scenario, params: &Params) -> Outcome {
-    let config = bench_broker_config();
+async fn run_one(
+    kind: BrokerKind,
+    scenario: Scenario,
+    params: &Params,
+    acl_policies: Option<&std::path::Path>,
+) -> Outcome {
+    let config = bench_broker_config(acl_policies);
     let started = tokio::task::spawn_blocking(move || BrokerProcess::start(kind, &config)).await;
     let mut broker = match started {
         Ok(Ok(broker)) => broker,
