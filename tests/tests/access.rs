@@ -251,3 +251,57 @@ async fn an_invalid_policy_file_is_refused_naming_the_policy() {
 
     assert!(log.contains("ACL policy `broken`"), "{log}");
 }
+
+/// Mutual TLS with `tlsIdentity: commonName`: the certificate's CN is the username, so `%u`
+/// rules apply to it; driven by Mosquitto's own clients.
+#[tokio::test]
+async fn a_client_certificate_common_name_is_the_username_for_acls() {
+    use tern_e2e::certs::TestCa;
+    use tern_e2e::clients::{mosquitto_pub, MosquittoSub, SubOptions};
+    let (port, metrics) = (free_port().unwrap(), free_port().unwrap());
+    let ca = TestCa::new("devices ca").unwrap();
+    let server = ca.server().unwrap();
+    let yaml = format!(
+        "listeners:\n  - {{ name: mtls, port: {port}, bind: 127.0.0.1, tls: {{ certFile: tls/tls.crt, keyFile: tls/tls.key, clientCaFile: tls/ca.crt }} }}\n\
+         metrics: {{ bind: 127.0.0.1, port: {metrics} }}\n\
+         auth: {{ allowAnonymous: false, tlsIdentity: commonName }}\n\
+         acl: {{ defaultAction: deny, files: [acl/policies.yaml] }}\n"
+    );
+    let _broker = LiveBroker::start(
+        port,
+        &[
+            file("broker.yaml", yaml),
+            file("tls/tls.crt", server.cert),
+            file("tls/tls.key", server.key),
+            file("tls/ca.crt", ca.cert_pem.clone()),
+            policies(""),
+        ],
+        metrics,
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let client = ca.client("sensor-7").unwrap();
+    let paths = ["ca.pem", "client.pem", "client.key"].map(|name| dir.path().join(name));
+    std::fs::write(&paths[0], &ca.cert_pem).unwrap();
+    std::fs::write(&paths[1], &client.cert).unwrap();
+    std::fs::write(&paths[2], &client.key).unwrap();
+    let [ca_file, cert_file, key_file] = paths.map(|p| p.to_string_lossy().into_owned());
+    let tls_args = [
+        "--cafile", &ca_file, "--cert", &cert_file, "--key", &key_file,
+    ];
+
+    let mut options = SubOptions::new(V5, "devices/sensor-7/#")
+        .qos(1)
+        .timeout_secs(10);
+    for arg in tls_args {
+        options = options.arg(arg);
+    }
+    let subscriber = MosquittoSub::spawn(port, &options).await;
+    let mut publish_args = tls_args.to_vec();
+    publish_args.extend(["-t", "devices/sensor-7/temp", "-m", "21", "-q", "1"]);
+    mosquitto_pub(port, V5, &publish_args).await;
+
+    assert_eq!(
+        subscriber.messages().await,
+        vec!["devices/sensor-7/temp 21".to_string()]
+    );
+}
