@@ -20,6 +20,10 @@ use crate::connection::{self, ClientOrigin};
 /// The listener's TLS material is looked up in the live configuration at this moment, so a
 /// certificate rotated by a reload applies to this handshake while open connections keep the
 /// session they negotiated.
+///
+/// Each kind of stream is served by a future of its own, boxed: an async fn is as large as its
+/// largest state, and a rustls handshake alone is over ten kilobytes, which every idle plain
+/// TCP client would otherwise carry for its whole life.
 pub async fn serve_socket(
     stream: TcpStream,
     peer: SocketAddr,
@@ -28,67 +32,88 @@ pub async fn serve_socket(
 ) {
     let _ = stream.set_nodelay(true);
     let live = broker.config();
-    let timeout = Duration::from_secs(u64::from(live.config.limits.connect_timeout.max(1)));
-    let max_frame = live.config.limits.max_packet_size as usize;
+    let settings = Settings {
+        timeout: Duration::from_secs(u64::from(live.config.limits.connect_timeout.max(1))),
+        max_frame: live.config.limits.max_packet_size as usize,
+    };
     let tls = config.tls.as_ref().and(live.tls.get(&config.name).cloned());
     drop(live);
-    let listener: Arc<str> = Arc::from(config.name.as_str());
-    let origin = |peer_certificate| ClientOrigin {
+    let origin = ClientOrigin {
         peer,
-        listener: listener.clone(),
-        peer_certificate,
+        listener: Arc::from(config.name.as_str()),
+        peer_certificate: None,
     };
     match tls {
-        None => upgrade_and_serve(stream, origin(None), &config, max_frame, timeout, broker).await,
+        None => Box::pin(upgrade_and_serve(stream, origin, &config, settings, broker)).await,
         Some(server_config) => {
-            let handshake = TlsAcceptor::from(server_config).accept(stream);
-            let stream = match tokio::time::timeout(timeout, handshake).await {
-                Ok(Ok(stream)) => stream,
-                Ok(Err(error)) => {
-                    debug!(listener = %config.name, %peer, %error, "TLS handshake failed");
-                    broker.metrics.connection_rejected("tls_handshake");
-                    return;
-                }
-                Err(_) => {
-                    broker.metrics.connection_rejected("tls_handshake");
-                    return;
-                }
-            };
-            let peer_certificate = stream
-                .get_ref()
-                .1
-                .peer_certificates()
-                .and_then(|chain| chain.first())
-                .map(|leaf| leaf.as_ref().to_vec().into_boxed_slice());
-            upgrade_and_serve(
+            Box::pin(serve_tls(
                 stream,
-                origin(peer_certificate),
+                server_config,
+                origin,
                 &config,
-                max_frame,
-                timeout,
+                settings,
                 broker,
-            )
+            ))
             .await
         }
     }
+}
+
+/// Handshake limits taken from the live configuration when the client arrived.
+#[derive(Debug, Clone, Copy)]
+struct Settings {
+    /// Time allowed for each handshake step (`limits.connectTimeout`).
+    timeout: Duration,
+    /// Largest WebSocket frame accepted (`limits.maxPacketSize`).
+    max_frame: usize,
+}
+
+/// Completes the TLS handshake, then serves the client over it.
+async fn serve_tls(
+    stream: TcpStream,
+    server_config: Arc<rustls::ServerConfig>,
+    mut origin: ClientOrigin,
+    config: &ListenerConfig,
+    settings: Settings,
+    broker: Arc<Broker>,
+) {
+    let handshake = TlsAcceptor::from(server_config).accept(stream);
+    let stream = match tokio::time::timeout(settings.timeout, handshake).await {
+        Ok(Ok(stream)) => stream,
+        Ok(Err(error)) => {
+            debug!(listener = %config.name, peer = %origin.peer, %error, "TLS handshake failed");
+            broker.metrics.connection_rejected("tls_handshake");
+            return;
+        }
+        Err(_) => {
+            broker.metrics.connection_rejected("tls_handshake");
+            return;
+        }
+    };
+    origin.peer_certificate = stream
+        .get_ref()
+        .1
+        .peer_certificates()
+        .and_then(|chain| chain.first())
+        .map(|leaf| leaf.as_ref().to_vec().into_boxed_slice());
+    Box::pin(upgrade_and_serve(stream, origin, config, settings, broker)).await
 }
 
 async fn upgrade_and_serve<S>(
     stream: S,
     origin: ClientOrigin,
     config: &ListenerConfig,
-    max_frame: usize,
-    timeout: Duration,
+    settings: Settings,
     broker: Arc<Broker>,
 ) where
     S: AsyncRead + AsyncWrite + Send + Unpin + 'static,
 {
     match config.protocol {
-        ListenerProtocol::Mqtt => connection::serve(stream, origin, broker).await,
+        ListenerProtocol::Mqtt => Box::pin(connection::serve(stream, origin, broker)).await,
         ListenerProtocol::Websocket => {
-            let upgrade = websocket::accept(stream, config.websocket_path(), max_frame);
-            match tokio::time::timeout(timeout, upgrade).await {
-                Ok(Ok(stream)) => connection::serve(stream, origin, broker).await,
+            let upgrade = websocket::accept(stream, config.websocket_path(), settings.max_frame);
+            match tokio::time::timeout(settings.timeout, Box::pin(upgrade)).await {
+                Ok(Ok(stream)) => Box::pin(connection::serve(stream, origin, broker)).await,
                 Ok(Err(error)) => {
                     debug!(listener = %config.name, peer = %origin.peer, %error, "WebSocket upgrade failed");
                     broker.metrics.connection_rejected("websocket_upgrade");
@@ -96,5 +121,36 @@ async fn upgrade_and_serve<S>(
                 Err(_) => broker.metrics.connection_rejected("websocket_upgrade"),
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{BrokerConfig, LoadedConfig};
+
+    /// Every client's task is a `serve_socket` future: TLS and WebSocket state must live in
+    /// boxes of their own, or an idle plain TCP client carries them (a rustls handshake alone
+    /// is over 10 KiB).
+    #[tokio::test]
+    async fn a_client_task_is_not_sized_for_tls() {
+        let broker = Broker::new(
+            LoadedConfig::from_config(BrokerConfig::embedded_default(), Default::default())
+                .unwrap(),
+        );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let client = TcpStream::connect(listener.local_addr().unwrap())
+            .await
+            .unwrap();
+        let config = BrokerConfig::embedded_default().listeners.remove(0);
+        let peer = client.local_addr().unwrap();
+
+        let task = serve_socket(client, peer, config, broker);
+
+        assert!(
+            std::mem::size_of_val(&task) <= 1024,
+            "{} bytes",
+            std::mem::size_of_val(&task)
+        );
     }
 }
