@@ -2,5 +2,7 @@
 //! of a cluster's child objects ([`render`]), and the reconcilers that apply them
 //! ([`controller`]). The `tern-operator` binary wires these together; `crdgen` prints the CRDs.
 
+pub mod controller;
 pub mod crd;
+pub mod metrics;
 pub mod render;
