@@ -242,7 +242,7 @@ async fn a_cluster_gets_all_children_with_owner_references_and_a_ready_status() 
         .await
         .map(|c| c.uid())
         .unwrap_or_default();
-    let owners = vec![
+    let owners = [
         cluster.owner_references().to_vec(),
         owners_of::<ConfigMap>(&harness, "edge-config").await,
         owners_of::<Secret>(&harness, "edge-secrets").await,
