@@ -21,6 +21,7 @@ use tern_e2e::control_plane::{ControlPlane, ControlPlaneOptions};
 use tern_operator::app::{build_context, install_crypto_provider};
 use tern_operator::controller::run_controllers;
 use tern_operator::crd::{condition_status, AclPolicy, MqttCluster};
+use tern_operator::leader::{LeaderElector, LeaseSettings};
 use tern_operator::metrics::OperatorMetrics;
 use tern_operator::render::{files, CONFIG_REVISION_ANNOTATION};
 
@@ -28,6 +29,24 @@ const NAMESPACE: &str = "iot";
 const IMAGE: &str = "ghcr.io/tern-mqtt/tern:test";
 /// How long the operator may take to converge after a change.
 const CONVERGE: Duration = Duration::from_secs(30);
+
+/// What a test needs besides the API server.
+#[derive(Clone, Copy)]
+struct Setup {
+    /// Run the operator in this process.
+    operator: bool,
+    /// Run kube-controller-manager's garbage collector.
+    garbage_collector: bool,
+}
+
+const CRDS_ONLY: Setup = Setup {
+    operator: false,
+    garbage_collector: false,
+};
+const WITH_OPERATOR: Setup = Setup {
+    operator: true,
+    garbage_collector: false,
+};
 
 /// A control plane with the CRDs installed and the operator running in this process.
 struct Harness {
@@ -38,10 +57,10 @@ struct Harness {
 }
 
 impl Harness {
-    async fn start(with_operator: bool) -> Harness {
+    async fn start(setup: Setup) -> Harness {
         install_crypto_provider();
         let plane = ControlPlane::start(ControlPlaneOptions {
-            controller_manager: false,
+            controller_manager: setup.garbage_collector,
         })
         .unwrap_or_else(|error| panic!("{error:#}"));
         let crds = Path::new(env!("CARGO_MANIFEST_DIR")).join("../crds");
@@ -73,7 +92,7 @@ impl Harness {
             stop_operator: None,
             operator: None,
         };
-        if with_operator {
+        if setup.operator {
             harness.start_operator().await;
         }
         harness
@@ -175,6 +194,42 @@ spec:
     )
 }
 
+/// Writes the StatefulSet's status as its controller would for one ready, current broker.
+async fn report_one_ready_broker(harness: &Harness) {
+    let generation = harness
+        .api::<StatefulSet>()
+        .get("edge")
+        .await
+        .map(|sts| sts.metadata.generation)
+        .unwrap_or_else(|error| panic!("{error}"));
+    harness
+        .api::<StatefulSet>()
+        .patch_status(
+            "edge",
+            &PatchParams::default(),
+            &Patch::Merge(json!({ "status": {
+                "observedGeneration": generation, "replicas": 1, "readyReplicas": 1,
+                "updatedReplicas": 1, "currentReplicas": 1
+            }})),
+        )
+        .await
+        .unwrap_or_else(|error| panic!("{error}"));
+}
+
+/// Waits until the cluster reports `Ready=True` and returns its status.
+async fn wait_until_ready(harness: &Harness) -> tern_operator::crd::MqttClusterStatus {
+    eventually("Ready=True", CONVERGE, || async {
+        let status = harness
+            .api::<MqttCluster>()
+            .get("edge")
+            .await
+            .ok()?
+            .status?;
+        (condition_status(&status.conditions, "Ready") == Some("True")).then_some(status)
+    })
+    .await
+}
+
 async fn policies_file(harness: &Harness) -> Option<String> {
     let config_map = harness
         .api::<ConfigMap>()
@@ -210,7 +265,7 @@ where
 
 #[tokio::test]
 async fn crds_install_and_a_cluster_round_trips_with_defaults() {
-    let harness = Harness::start(false).await;
+    let harness = Harness::start(CRDS_ONLY).await;
     harness.apply_yaml(CLUSTER);
     let stored = harness
         .api::<MqttCluster>()
@@ -230,7 +285,7 @@ async fn crds_install_and_a_cluster_round_trips_with_defaults() {
 
 #[tokio::test]
 async fn a_cluster_gets_all_children_with_owner_references_and_a_ready_status() {
-    let harness = Harness::start(true).await;
+    let harness = Harness::start(WITH_OPERATOR).await;
     harness.apply_yaml(CLUSTER);
     let cluster = eventually("the StatefulSet", CONVERGE, || async {
         harness.api::<StatefulSet>().get_opt("edge").await.ok()?
@@ -274,30 +329,8 @@ async fn a_cluster_gets_all_children_with_owner_references_and_a_ready_status() 
         "children with the cluster as owner"
     );
 
-    // Play the StatefulSet controller: one ready, up-to-date broker.
-    let generation = cluster.metadata.generation;
-    harness
-        .api::<StatefulSet>()
-        .patch_status(
-            "edge",
-            &PatchParams::default(),
-            &Patch::Merge(json!({ "status": {
-                "observedGeneration": generation, "replicas": 1, "readyReplicas": 1,
-                "updatedReplicas": 1, "currentReplicas": 1
-            }})),
-        )
-        .await
-        .unwrap_or_else(|error| panic!("{error}"));
-    let ready = eventually("Ready=True", CONVERGE, || async {
-        let status = harness
-            .api::<MqttCluster>()
-            .get("edge")
-            .await
-            .ok()?
-            .status?;
-        (condition_status(&status.conditions, "Ready") == Some("True")).then_some(status)
-    })
-    .await;
+    report_one_ready_broker(&harness).await;
+    let ready = wait_until_ready(&harness).await;
     assert_eq!(
         (
             ready.ready_replicas,
@@ -311,7 +344,7 @@ async fn a_cluster_gets_all_children_with_owner_references_and_a_ready_status() 
 
 #[tokio::test]
 async fn an_acl_change_touches_only_the_config_map_and_signals_running_pods() {
-    let harness = Harness::start(true).await;
+    let harness = Harness::start(WITH_OPERATOR).await;
     harness.apply_yaml(CLUSTER);
     harness.apply_yaml(&policy_yaml("sensors", "edge", "sensors/#"));
     eventually("the policy to be applied", CONVERGE, || async {
@@ -384,7 +417,7 @@ async fn an_acl_change_touches_only_the_config_map_and_signals_running_pods() {
 
 #[tokio::test]
 async fn invalid_policies_are_reported_while_valid_ones_apply_and_deletion_removes_rules() {
-    let harness = Harness::start(true).await;
+    let harness = Harness::start(WITH_OPERATOR).await;
     harness.apply_yaml(CLUSTER);
     harness.apply_yaml(&policy_yaml("good", "edge", "sensors/#"));
     harness.apply_yaml(&policy_yaml("bad-filter", "edge", "a/#/b"));
@@ -435,5 +468,138 @@ async fn invalid_policies_are_reported_while_valid_ones_apply_and_deletion_remov
         },
     )
     .await;
+    harness.stop().await;
+}
+
+#[tokio::test]
+async fn a_settled_cluster_with_users_is_not_rewritten() {
+    let harness = Harness::start(WITH_OPERATOR).await;
+    harness.apply_yaml(
+        r#"
+apiVersion: v1
+kind: Secret
+metadata: { name: alice }
+stringData: { password: "s3cret" }
+"#,
+    );
+    harness.apply_yaml(
+        r#"
+apiVersion: mqtt.tern.dev/v1alpha1
+kind: MqttCluster
+metadata: { name: edge }
+spec:
+  auth:
+    users: [ { username: alice, passwordSecret: { name: alice } } ]
+"#,
+    );
+    eventually("the StatefulSet", CONVERGE, || async {
+        harness.api::<StatefulSet>().get_opt("edge").await.ok()?
+    })
+    .await;
+    report_one_ready_broker(&harness).await;
+    wait_until_ready(&harness).await;
+    let versions = || async {
+        (
+            harness
+                .api::<Secret>()
+                .get("edge-secrets")
+                .await
+                .ok()
+                .and_then(|o| o.resource_version()),
+            harness
+                .api::<ConfigMap>()
+                .get("edge-config")
+                .await
+                .ok()
+                .and_then(|o| o.resource_version()),
+            harness
+                .api::<StatefulSet>()
+                .get("edge")
+                .await
+                .ok()
+                .and_then(|o| o.resource_version()),
+            harness
+                .api::<MqttCluster>()
+                .get("edge")
+                .await
+                .ok()
+                .and_then(|o| o.resource_version()),
+        )
+    };
+    let settled = versions().await;
+    // Long enough for several reconciliations triggered by the operator's own writes.
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    assert_eq!(versions().await, settled);
+    harness.stop().await;
+}
+
+#[tokio::test]
+async fn deleting_a_cluster_garbage_collects_its_children() {
+    let harness = Harness::start(Setup {
+        operator: true,
+        garbage_collector: true,
+    })
+    .await;
+    harness.apply_yaml(CLUSTER);
+    eventually("the StatefulSet", CONVERGE, || async {
+        harness.api::<StatefulSet>().get_opt("edge").await.ok()?
+    })
+    .await;
+    harness
+        .api::<MqttCluster>()
+        .delete("edge", &DeleteParams::default())
+        .await
+        .unwrap_or_else(|error| panic!("{error}"));
+    eventually(
+        "the children to be collected",
+        Duration::from_secs(60),
+        || async {
+            let statefulset = harness.api::<StatefulSet>().get_opt("edge").await.ok()?;
+            let config_map = harness
+                .api::<ConfigMap>()
+                .get_opt("edge-config")
+                .await
+                .ok()?;
+            let service = harness.api::<Service>().get_opt("edge").await.ok()?;
+            (statefulset.is_none() && config_map.is_none() && service.is_none()).then_some(())
+        },
+    )
+    .await;
+    harness.stop().await;
+}
+
+#[tokio::test]
+async fn leadership_hands_over_when_the_leader_releases_or_stops_renewing() {
+    let harness = Harness::start(CRDS_ONLY).await;
+    let elector = |identity: &str| {
+        LeaderElector::new(
+            harness.client.clone(),
+            LeaseSettings {
+                name: "tern-operator".into(),
+                namespace: NAMESPACE.into(),
+                identity: identity.into(),
+                lease_duration: Duration::from_secs(3),
+                retry_period: Duration::from_millis(300),
+            },
+        )
+    };
+    let (first, second) = (elector("first"), elector("second"));
+    first.acquire().await;
+    let second_while_held = tokio::time::timeout(Duration::from_secs(2), second.acquire()).await;
+    first
+        .release()
+        .await
+        .unwrap_or_else(|error| panic!("{error}"));
+    let second_after_release = tokio::time::timeout(Duration::from_secs(3), second.acquire()).await;
+    // `second` now leads but never renews: `first` takes over once the lease expires.
+    let first_after_expiry = tokio::time::timeout(Duration::from_secs(6), first.acquire()).await;
+    assert_eq!(
+        (
+            second_while_held.is_ok(),
+            second_after_release.is_ok(),
+            first_after_expiry.is_ok()
+        ),
+        (false, true, true)
+    );
     harness.stop().await;
 }
