@@ -448,6 +448,25 @@ async fn invalid_policies_are_reported_while_valid_ones_apply_and_deletion_remov
         )
     );
 
+    let refusal_event = eventually(
+        "a Warning Event for the invalid policy",
+        CONVERGE,
+        || async {
+            let events = harness
+                .api::<k8s_openapi::api::events::v1::Event>()
+                .list(&Default::default())
+                .await
+                .ok()?;
+            events.items.into_iter().find(|event| {
+                event.reason.as_deref() == Some("InvalidRules")
+                    && event.regarding.as_ref().and_then(|r| r.name.as_deref())
+                        == Some("bad-filter")
+            })
+        },
+    )
+    .await;
+    assert_eq!(refusal_event.type_.as_deref(), Some("Warning"));
+
     harness
         .api::<AclPolicy>()
         .delete("good", &DeleteParams::default())
