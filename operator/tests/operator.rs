@@ -622,3 +622,71 @@ async fn leadership_hands_over_when_the_leader_releases_or_stops_renewing() {
     );
     harness.stop().await;
 }
+
+/// `GET path` on 127.0.0.1:`port`; the status code, or 0 when nothing answers.
+async fn http_status(port: u16, path: &str) -> u16 {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let Ok(mut stream) = tokio::net::TcpStream::connect(("127.0.0.1", port)).await else {
+        return 0;
+    };
+    let request = format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+    if stream.write_all(request.as_bytes()).await.is_err() {
+        return 0;
+    }
+    let mut response = String::new();
+    let _ = stream.read_to_string(&mut response).await;
+    response
+        .split(' ')
+        .nth(1)
+        .and_then(|code| code.parse().ok())
+        .unwrap_or(0)
+}
+
+#[tokio::test]
+async fn the_operator_binary_leads_reconciles_and_releases_its_lease_on_sigterm() {
+    use k8s_openapi::api::coordination::v1::Lease;
+
+    let harness = Harness::start(CRDS_ONLY).await;
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|listener| listener.local_addr())
+        .map(|address| address.port())
+        .unwrap_or_else(|error| panic!("{error}"));
+    let mut operator = tokio::process::Command::new(env!("CARGO_BIN_EXE_tern-operator"))
+        .args(["--metrics-bind", &format!("127.0.0.1:{port}")])
+        .args(["--watch-namespace", NAMESPACE, "--leader-election"])
+        .args(["--lease-namespace", NAMESPACE, "--identity", "binary"])
+        .env("KUBECONFIG", harness.plane.kubeconfig_path())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap_or_else(|error| panic!("{error}"));
+    harness.apply_yaml(CLUSTER);
+    eventually("the StatefulSet", CONVERGE, || async {
+        harness.api::<StatefulSet>().get_opt("edge").await.ok()?
+    })
+    .await;
+    let holder = || async {
+        harness
+            .api::<Lease>()
+            .get_opt("tern-operator")
+            .await
+            .ok()
+            .flatten()
+            .and_then(|lease| lease.spec)
+            .and_then(|spec| spec.holder_identity)
+    };
+    let leading = holder().await;
+    let readyz = http_status(port, "/readyz").await;
+
+    let pid = operator.id().map(|pid| pid.to_string()).unwrap_or_default();
+    let signalled = std::process::Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .is_ok_and(|status| status.success());
+    let exit = tokio::time::timeout(Duration::from_secs(20), operator.wait()).await;
+    let exited_cleanly = matches!(exit, Ok(Ok(status)) if status.success());
+    assert_eq!(
+        (leading, readyz, signalled, exited_cleanly, holder().await),
+        (Some("binary".to_string()), 200, true, true, None)
+    );
+    harness.stop().await;
+}
