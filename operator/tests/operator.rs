@@ -352,11 +352,11 @@ async fn an_acl_change_touches_only_the_config_map_and_signals_running_pods() {
         (applied.0 == "True").then_some(())
     })
     .await;
-    let before = harness
-        .api::<StatefulSet>()
-        .get("edge")
-        .await
-        .unwrap_or_else(|error| panic!("{error}"));
+    // The ConfigMap (and so `Applied`) is written before the StatefulSet in each pass.
+    let before = eventually("the StatefulSet", CONVERGE, || async {
+        harness.api::<StatefulSet>().get_opt("edge").await.ok()?
+    })
+    .await;
     // A running broker pod, as the StatefulSet would have created it.
     let labels = before
         .spec
