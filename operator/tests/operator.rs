@@ -284,6 +284,35 @@ async fn crds_install_and_a_cluster_round_trips_with_defaults() {
 }
 
 #[tokio::test]
+async fn the_api_server_enforces_the_schema() {
+    let harness = Harness::start(CRDS_ONLY).await;
+    let output = harness
+        .plane
+        .kubectl_with_stdin(
+            &["apply", "-n", NAMESPACE, "-f", "-"],
+            r#"
+apiVersion: mqtt.tern.dev/v1alpha1
+kind: MqttCluster
+metadata: { name: bad }
+spec:
+  listeners: [ { name: Not_A_Port_Name, port: 70000, protocol: carrier-pigeon } ]
+"#,
+        )
+        .unwrap_or_else(|error| panic!("{error:#}"));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    let rejected = [
+        "spec.listeners.name:",
+        "spec.listeners.port:",
+        "spec.listeners.protocol:",
+    ]
+    .iter()
+    .filter(|field| stderr.contains(*field))
+    .count();
+    assert_eq!((output.status.success(), rejected), (false, 3), "{stderr}");
+    harness.stop().await;
+}
+
+#[tokio::test]
 async fn a_cluster_gets_all_children_with_owner_references_and_a_ready_status() {
     let harness = Harness::start(WITH_OPERATOR).await;
     harness.apply_yaml(CLUSTER);
