@@ -90,7 +90,7 @@ pub fn enforce_acl(broker: &Broker) -> AclEnforcement {
         let Some(identity) = session.state.lock().identity.clone() else {
             continue;
         };
-        let view = acl.for_client(&identity);
+        let view = acl.shared_view(&identity);
         if view.allows_everything() {
             continue;
         }

@@ -26,6 +26,9 @@ pub struct AclSnapshot {
     default_action: DefaultAction,
     /// Rules for everyone that name no placeholder, already in decision form.
     shared: Arc<RuleSet>,
+    /// The view of a client no principal-specific rule applies to, shared by all such
+    /// clients (most of them, typically) instead of one copy per connection.
+    everyone: Arc<ClientAcl>,
     /// Rules that depend on who the client is, looked up through `index`.
     client_rules: Vec<CompiledRule>,
     index: PrincipalIndex,
@@ -69,9 +72,16 @@ impl AclSnapshot {
                 client_rules.push(templated);
             }
         }
+        let shared = Arc::new(shared);
+        let everyone = Arc::new(ClientAcl::new(
+            Arc::clone(&shared),
+            RuleSet::default(),
+            default_action == DefaultAction::Allow,
+        ));
         Ok(AclSnapshot {
             default_action,
-            shared: Arc::new(shared),
+            shared,
+            everyone,
             client_rules,
             index,
             policy_count: policies.len(),
@@ -82,6 +92,12 @@ impl AclSnapshot {
     /// The rules that apply to `identity`, with `%u` and `%c` filled in: principals are matched
     /// here, once per connection (and again after a reload), not on every packet.
     pub fn for_client(&self, identity: &ClientIdentity) -> ClientAcl {
+        ClientAcl::clone(&self.shared_view(identity))
+    }
+
+    /// Like [`AclSnapshot::for_client`], but a client no principal-specific rule applies to
+    /// gets the one view shared by all such clients: what a connection keeps.
+    pub fn shared_view(&self, identity: &ClientIdentity) -> Arc<ClientAcl> {
         let values = Substitutions {
             username: identity.username.as_deref(),
             client_id: Some(&identity.client_id),
@@ -95,11 +111,14 @@ impl AclSnapshot {
         {
             own.add(rule, values);
         }
-        ClientAcl::new(
+        if own.is_empty() {
+            return Arc::clone(&self.everyone);
+        }
+        Arc::new(ClientAcl::new(
             Arc::clone(&self.shared),
             own,
             self.default_action == DefaultAction::Allow,
-        )
+        ))
     }
 
     /// What happens to requests no rule is about.

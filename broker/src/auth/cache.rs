@@ -20,8 +20,13 @@ use sha2::{Digest, Sha256};
 pub(super) struct CacheKey([u8; 32]);
 
 /// Recently verified (username, password) pairs, least recently used evicted first.
+///
+/// The LRU map grows with use up to `capacity` instead of being allocated at full size: an
+/// authenticator is built for every configuration revision, most of them never see a
+/// password.
 pub(super) struct VerifiedPasswords {
     key_secret: [u8; 32],
+    capacity: NonZeroUsize,
     /// Credential fingerprint of the password entry each pair matched.
     entries: Mutex<LruCache<CacheKey, u64>>,
 }
@@ -33,7 +38,8 @@ impl VerifiedPasswords {
         rand::rng().fill_bytes(&mut key_secret);
         VerifiedPasswords {
             key_secret,
-            entries: Mutex::new(LruCache::new(capacity)),
+            capacity,
+            entries: Mutex::new(LruCache::unbounded()),
         }
     }
 
@@ -56,7 +62,11 @@ impl VerifiedPasswords {
 
     /// Records that the pair verified against the entry with fingerprint `credential`.
     pub(super) fn remember(&self, key: CacheKey, credential: u64) {
-        self.entries.lock().put(key, credential);
+        let mut entries = self.entries.lock();
+        entries.put(key, credential);
+        while entries.len() > self.capacity.get() {
+            entries.pop_lru();
+        }
     }
 
     /// How many pairs are remembered.

@@ -14,7 +14,7 @@ use crate::protocol::QoS;
 /// One client's ACL and the snapshot it was built from.
 pub(super) struct ConnectionAcl {
     source: Arc<AclSnapshot>,
-    view: ClientAcl,
+    view: Arc<ClientAcl>,
 }
 
 impl ConnectionAcl {
@@ -22,7 +22,7 @@ impl ConnectionAcl {
     pub(super) fn new(snapshot: &Arc<AclSnapshot>, identity: &ClientIdentity) -> ConnectionAcl {
         ConnectionAcl {
             source: Arc::clone(snapshot),
-            view: snapshot.for_client(identity),
+            view: snapshot.shared_view(identity),
         }
     }
 }

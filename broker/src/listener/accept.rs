@@ -21,9 +21,10 @@ use crate::connection::{self, ClientOrigin};
 /// certificate rotated by a reload applies to this handshake while open connections keep the
 /// session they negotiated.
 ///
-/// Each kind of stream is served by a future of its own, boxed: an async fn is as large as its
-/// largest state, and a rustls handshake alone is over ten kilobytes, which every idle plain
-/// TCP client would otherwise carry for its whole life.
+/// An async fn is as large as its largest state, and every client's task is this one. A plain
+/// MQTT client — the common case — is therefore served inline, and TLS and WebSocket clients
+/// through a boxed future of their own: a rustls handshake alone is over ten kilobytes, which
+/// every idle plain client would otherwise carry for its whole life.
 pub async fn serve_socket(
     stream: TcpStream,
     peer: SocketAddr,
@@ -32,31 +33,26 @@ pub async fn serve_socket(
 ) {
     let _ = stream.set_nodelay(true);
     let live = broker.config();
+    let tls = config.tls.as_ref().and(live.tls.get(&config.name).cloned());
     let settings = Settings {
         timeout: Duration::from_secs(u64::from(live.config.limits.connect_timeout.max(1))),
         max_frame: live.config.limits.max_packet_size as usize,
     };
-    let tls = config.tls.as_ref().and(live.tls.get(&config.name).cloned());
     drop(live);
     let origin = ClientOrigin {
         peer,
         listener: Arc::from(config.name.as_str()),
         peer_certificate: None,
     };
-    match tls {
-        None => Box::pin(upgrade_and_serve(stream, origin, &config, settings, broker)).await,
-        Some(server_config) => {
-            Box::pin(serve_tls(
-                stream,
-                server_config,
-                origin,
-                &config,
-                settings,
-                broker,
-            ))
-            .await
-        }
+    if tls.is_none() && config.protocol == ListenerProtocol::Mqtt {
+        drop(config);
+        connection::serve(stream, origin, broker).await;
+        return;
     }
+    Box::pin(serve_upgraded(
+        stream, tls, origin, config, settings, broker,
+    ))
+    .await
 }
 
 /// Handshake limits taken from the live configuration when the client arrived.
@@ -68,15 +64,19 @@ struct Settings {
     max_frame: usize,
 }
 
-/// Completes the TLS handshake, then serves the client over it.
-async fn serve_tls(
+/// Completes the TLS handshake (with `tls`) and the WebSocket upgrade (on WebSocket
+/// listeners), then serves the client over the resulting stream.
+async fn serve_upgraded(
     stream: TcpStream,
-    server_config: Arc<rustls::ServerConfig>,
+    tls: Option<Arc<rustls::ServerConfig>>,
     mut origin: ClientOrigin,
-    config: &ListenerConfig,
+    config: ListenerConfig,
     settings: Settings,
     broker: Arc<Broker>,
 ) {
+    let Some(server_config) = tls else {
+        return serve_protocol(stream, origin, &config, settings, broker).await;
+    };
     let handshake = TlsAcceptor::from(server_config).accept(stream);
     let stream = match tokio::time::timeout(settings.timeout, handshake).await {
         Ok(Ok(stream)) => stream,
@@ -96,10 +96,11 @@ async fn serve_tls(
         .peer_certificates()
         .and_then(|chain| chain.first())
         .map(|leaf| leaf.as_ref().to_vec().into_boxed_slice());
-    Box::pin(upgrade_and_serve(stream, origin, config, settings, broker)).await
+    Box::pin(serve_protocol(stream, origin, &config, settings, broker)).await
 }
 
-async fn upgrade_and_serve<S>(
+/// Serves MQTT on `stream`, directly or inside WebSocket frames as the listener says.
+async fn serve_protocol<S>(
     stream: S,
     origin: ClientOrigin,
     config: &ListenerConfig,
@@ -109,10 +110,10 @@ async fn upgrade_and_serve<S>(
     S: AsyncRead + AsyncWrite + Send + Unpin + 'static,
 {
     match config.protocol {
-        ListenerProtocol::Mqtt => Box::pin(connection::serve(stream, origin, broker)).await,
+        ListenerProtocol::Mqtt => connection::serve(stream, origin, broker).await,
         ListenerProtocol::Websocket => {
             let upgrade = websocket::accept(stream, config.websocket_path(), settings.max_frame);
-            match tokio::time::timeout(settings.timeout, Box::pin(upgrade)).await {
+            match tokio::time::timeout(settings.timeout, upgrade).await {
                 Ok(Ok(stream)) => Box::pin(connection::serve(stream, origin, broker)).await,
                 Ok(Err(error)) => {
                     debug!(listener = %config.name, peer = %origin.peer, %error, "WebSocket upgrade failed");
