@@ -521,3 +521,43 @@ fn dashboard_queries_only_metrics_the_broker_exports() {
         "dashboard queries metrics the broker does not export: {unknown:?} (queried {queried:?})"
     );
 }
+
+/// The `*.yaml` files of a directory, by file name, with their bytes.
+fn yaml_files(dir: &std::path::Path) -> BTreeMap<String, Vec<u8>> {
+    std::fs::read_dir(dir)
+        .unwrap_or_else(|error| panic!("reading {}: {error}", dir.display()))
+        .map(|entry| entry.unwrap().path())
+        .filter(|path| path.extension().is_some_and(|ext| ext == "yaml"))
+        .map(|path| {
+            let name = path.file_name().unwrap().to_string_lossy().into_owned();
+            (name, std::fs::read(&path).unwrap())
+        })
+        .collect()
+}
+
+#[test]
+fn chart_crds_are_byte_identical_to_the_generated_crds() {
+    let generated = yaml_files(&tern_e2e::broker::workspace_root().join("crds"));
+    let packaged = yaml_files(&chart_dir().join("crds"));
+    assert!(!generated.is_empty(), "crds/ holds no CRDs");
+    assert!(
+        generated == packaged,
+        "charts/tern-operator/crds/ differs from crds/ ({:?} vs {:?}): run `cp crds/*.yaml charts/tern-operator/crds/`",
+        packaged.keys().collect::<Vec<_>>(),
+        generated.keys().collect::<Vec<_>>()
+    );
+}
+
+#[test]
+fn rendering_with_crds_includes_both_custom_resource_definitions() {
+    let objects = render(&["--include-crds"]);
+    let crds: BTreeSet<&str> = objects
+        .iter()
+        .filter(|o| o.kind() == "CustomResourceDefinition")
+        .map(Manifest::name)
+        .collect();
+    assert_eq!(
+        crds,
+        ["aclpolicies.mqtt.tern.dev", "mqttclusters.mqtt.tern.dev"].into()
+    );
+}
