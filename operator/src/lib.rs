@@ -3,3 +3,4 @@
 //! ([`controller`]). The `tern-operator` binary wires these together; `crdgen` prints the CRDs.
 
 pub mod crd;
+pub mod render;

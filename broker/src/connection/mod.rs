@@ -213,8 +213,19 @@ where
     let verdict = handshake::negotiate(&connect, &limits)
         .map_err(|reason| refuse(reason, "invalid_connect"))
         .and_then(|terms| {
-            crate::auth::authenticate(&broker.config().config.auth, &connect)
-                .map(|()| terms)
+            // Interim until the Authenticator is built once per configuration revision and
+            // called on a blocking thread: build it here from the live configuration.
+            let live = broker.config();
+            crate::auth::Authenticator::load(&live.config.auth, &live.base_dir)
+                .map_err(|error| {
+                    info!(%error, "authentication configuration unusable");
+                    ReasonCode::ServerUnavailable
+                })
+                .and_then(|authenticator| {
+                    authenticator
+                        .authenticate(&crate::auth::Credentials::from_connect(&connect, None))
+                })
+                .map(|_identity| terms)
                 .map_err(|reason| refuse(reason, "not_authorized"))
         })
         .and_then(|terms| {
