@@ -1,6 +1,10 @@
 #!/usr/bin/env bash
 # Installs what Tern's tests run besides cargo: Mosquitto and its clients (the reference broker
-# for the benchmark and the third-party clients of the end-to-end tests) and paho-mqtt 2.x.
+# for the benchmark and the third-party clients of the end-to-end tests), paho-mqtt 2.x, and
+# openssl (the Kubernetes test control plane generates its service-account key with it).
+# The Kubernetes binaries themselves come from scripts/kube-test-env.sh, which installs its own
+# build tools (golang-1.19-go, golang-1.19-src, rsync, libpopt0, make, dpkg-dev and Debian's
+# reflect2/json-iterator sources) the first time it builds.
 # Idempotent and quiet when everything is already there.
 set -euo pipefail
 
@@ -12,6 +16,7 @@ as_root() {
 missing_debs=()
 command -v mosquitto_pub >/dev/null || missing_debs+=(mosquitto-clients)
 [ -x /usr/sbin/mosquitto ] || missing_debs+=(mosquitto)
+command -v openssl >/dev/null || missing_debs+=(openssl)
 if [ ${#missing_debs[@]} -gt 0 ]; then
   echo "install-test-deps: installing ${missing_debs[*]}"
   as_root apt-get update -qq

@@ -3,6 +3,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/install-test-deps.sh
+# The Kubernetes control plane of the operator tests (built once, then cached; see tests/KUBE.md).
+TERN_KUBE_ASSETS="$(scripts/kube-test-env.sh | tail -n 1)"
+export TERN_KUBE_ASSETS
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets --locked -- -D warnings
 cargo test --workspace --all-targets --locked
