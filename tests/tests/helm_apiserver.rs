@@ -20,7 +20,7 @@ use tern_e2e::helm::{custom_values_file, parse_manifests, Helm, Manifest};
 const UNSERVED_GROUPS: [&str; 2] = ["monitoring.coreos.com", "cert-manager.io"];
 
 /// Namespaces the renderings and examples put objects in.
-const NAMESPACES: [&str; 4] = ["tern-system", "mqtt-a", "mqtt-b", "monitoring"];
+const NAMESPACES: [&str; 4] = ["tern-system", "mqtt-a", "mqtt-prod", "monitoring"];
 
 fn api_group(object: &Manifest) -> &str {
     object
@@ -146,7 +146,7 @@ fn chart_and_examples_are_accepted_by_a_real_api_server() {
                 &helm,
                 &[
                     "--set",
-                    "watchNamespaces={mqtt-a,mqtt-b}",
+                    "watchNamespaces={mqtt-a}",
                     "--set",
                     "metrics.serviceMonitor.mode=always",
                 ],

@@ -174,6 +174,7 @@ fn operator_flags_name_the_metrics_port_broker_image_and_lease() {
         [
             "--metrics-bind=0.0.0.0:8080",
             "--broker-image=ghcr.io/tern-mqtt/tern:0.1.0",
+            "--log-format=text",
             "--leader-election",
             "--lease-name=tern-tern-operator-leader",
         ]
@@ -199,12 +200,12 @@ fn cluster_role_grants_exactly_what_the_operator_touches() {
             }
         }
     }
-    let owned = "create,delete,get,list,patch,update,watch";
+    let owned = "create,get,list,patch,watch";
     let expected: BTreeMap<String, String> = [
-        ("mqtt.tern.dev/mqttclusters", "get,list,patch,update,watch"),
-        ("mqtt.tern.dev/aclpolicies", "get,list,patch,update,watch"),
-        ("mqtt.tern.dev/mqttclusters/status", "get,patch,update"),
-        ("mqtt.tern.dev/aclpolicies/status", "get,patch,update"),
+        ("mqtt.tern.dev/mqttclusters", "get,list,patch,watch"),
+        ("mqtt.tern.dev/aclpolicies", "get,list,patch,watch"),
+        ("mqtt.tern.dev/mqttclusters/status", "get,patch"),
+        ("mqtt.tern.dev/aclpolicies/status", "get,patch"),
         ("mqtt.tern.dev/mqttclusters/finalizers", "update"),
         ("mqtt.tern.dev/aclpolicies/finalizers", "update"),
         ("/configmaps", owned),
@@ -241,8 +242,8 @@ fn leases_are_granted_only_in_the_release_namespace() {
 }
 
 #[test]
-fn watch_namespaces_replace_the_cluster_role_with_a_role_in_each_namespace() {
-    let objects = render(&["--set", "watchNamespaces={mqtt-a,mqtt-b}"]);
+fn a_watched_namespace_replaces_the_cluster_role_with_a_role_there() {
+    let objects = render(&["--set", "watchNamespaces={mqtt-a}"]);
     let cluster_wide = objects
         .iter()
         .filter(|o| o.kind().starts_with("Cluster"))
@@ -252,21 +253,33 @@ fn watch_namespaces_replace_the_cluster_role_with_a_role_in_each_namespace() {
         .filter(|o| o.kind() == "RoleBinding" && !o.name().ends_with("leader-election"))
         .map(Manifest::namespace)
         .collect();
-    assert_eq!(
-        (cluster_wide, bound_namespaces),
-        (0, ["mqtt-a", "mqtt-b"].into())
-    );
+    assert_eq!((cluster_wide, bound_namespaces), (0, ["mqtt-a"].into()));
 }
 
 #[test]
-fn watch_namespaces_reach_the_operator_as_watch_namespace() {
-    let container = operator_container(&render(&["--set", "watchNamespaces={mqtt-a,mqtt-b}"]));
+fn the_watched_namespace_reaches_the_operator_as_watch_namespace() {
+    let container = operator_container(&render(&["--set", "watchNamespaces={mqtt-a}"]));
     let env = container["env"].as_array().unwrap();
     let watch = env
         .iter()
         .find(|var| var["name"] == "WATCH_NAMESPACE")
         .unwrap();
-    assert_eq!(watch["value"], "mqtt-a,mqtt-b");
+    assert_eq!(watch["value"], "mqtt-a");
+}
+
+#[test]
+fn without_watched_namespaces_the_operator_gets_no_watch_namespace() {
+    let container = operator_container(&render(&[]));
+    let names: Vec<&Value> = container["env"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|var| &var["name"])
+        .collect();
+    assert!(
+        !names.contains(&&Value::from("WATCH_NAMESPACE")),
+        "{names:?}"
+    );
 }
 
 #[test]

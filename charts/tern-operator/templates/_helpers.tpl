@@ -82,29 +82,31 @@ The namespaced permissions the operator uses, by object it touches. Shared by th
 (all namespaces) and the per-namespace Roles (watchNamespaces).
 */}}
 {{- define "tern-operator.namespacedRules" -}}
-# The two custom resources: watched, finalizers added and removed, status written.
+# The two custom resources: watched, finalizers added and removed (patch), status written.
 - apiGroups: ["mqtt.tern.dev"]
   resources: ["mqttclusters", "aclpolicies"]
-  verbs: ["get", "list", "watch", "patch", "update"]
+  verbs: ["get", "list", "watch", "patch"]
 - apiGroups: ["mqtt.tern.dev"]
   resources: ["mqttclusters/status", "aclpolicies/status"]
-  verbs: ["get", "patch", "update"]
+  verbs: ["get", "patch"]
 # Setting blockOwnerDeletion on children needs update on the owner's finalizers.
 - apiGroups: ["mqtt.tern.dev"]
   resources: ["mqttclusters/finalizers", "aclpolicies/finalizers"]
   verbs: ["update"]
-# The children of an MqttCluster, applied server-side: broker config (ConfigMap), hashed
-# passwords and keys (Secret, also read: the users' password Secrets), client and headless
-# Services, the brokers' ServiceAccount, StatefulSet and PodDisruptionBudget.
+# The children of an MqttCluster, applied server-side (create + patch; never deleted by the
+# operator: owner references let the garbage collector remove them with the cluster): broker
+# config (ConfigMap), hashed passwords and keys (Secret; the users' password Secrets are read
+# too), client and headless Services, the brokers' ServiceAccount, StatefulSet and
+# PodDisruptionBudget.
 - apiGroups: [""]
   resources: ["configmaps", "secrets", "services", "serviceaccounts"]
-  verbs: ["get", "list", "watch", "create", "patch", "update", "delete"]
+  verbs: ["get", "list", "watch", "create", "patch"]
 - apiGroups: ["apps"]
   resources: ["statefulsets"]
-  verbs: ["get", "list", "watch", "create", "patch", "update", "delete"]
+  verbs: ["get", "list", "watch", "create", "patch"]
 - apiGroups: ["policy"]
   resources: ["poddisruptionbudgets"]
-  verbs: ["get", "list", "watch", "create", "patch", "update", "delete"]
+  verbs: ["get", "list", "watch", "create", "patch"]
 # Broker pods: read for status, and annotated so the kubelet refreshes config volumes at once.
 - apiGroups: [""]
   resources: ["pods"]
