@@ -91,6 +91,23 @@ fn pruned_fields(sent: &Value, stored: &Value, path: &str, out: &mut Vec<String>
     }
 }
 
+/// Installs the CRDs for real, exactly as the chart ships them, and waits until they are served.
+fn install_crds(cluster: &ControlPlane) {
+    let crds = workspace_root().join("charts/tern-operator/crds");
+    kubectl(cluster, &["apply", "-f", &crds.to_string_lossy()], "");
+    kubectl(
+        cluster,
+        &[
+            "wait",
+            "--for=condition=Established",
+            "--timeout=60s",
+            "crd/mqttclusters.mqtt.tern.dev",
+            "crd/aclpolicies.mqtt.tern.dev",
+        ],
+        "",
+    );
+}
+
 fn render(helm: &Helm, args: &[&str]) -> Vec<Manifest> {
     let mut full = vec!["--namespace", "tern-system"];
     full.extend_from_slice(args);
@@ -118,20 +135,7 @@ fn chart_and_examples_are_accepted_by_a_real_api_server() {
     let cluster = ControlPlane::start(ControlPlaneOptions::default())
         .expect("test control plane starts (scripts/kube-test-env.sh)");
 
-    // The CRDs for real, exactly as the chart ships them, then the namespaces used below.
-    let crds = workspace_root().join("charts/tern-operator/crds");
-    kubectl(&cluster, &["apply", "-f", &crds.to_string_lossy()], "");
-    kubectl(
-        &cluster,
-        &[
-            "wait",
-            "--for=condition=Established",
-            "--timeout=60s",
-            "crd/mqttclusters.mqtt.tern.dev",
-            "crd/aclpolicies.mqtt.tern.dev",
-        ],
-        "",
-    );
+    install_crds(&cluster);
     for namespace in NAMESPACES {
         kubectl(&cluster, &["create", "namespace", namespace], "");
     }
@@ -194,4 +198,107 @@ fn chart_and_examples_are_accepted_by_a_real_api_server() {
         pruned.is_empty(),
         "the server dropped these example fields: {pruned:?}"
     );
+}
+
+/// Asks the server whether the operator's ServiceAccount may `verb` `resource` (`--subresource`
+/// and namespace optional), through impersonation as `kubectl auth can-i` does.
+fn operator_can(cluster: &ControlPlane, verb: &str, resource: &str, namespace: &str) -> bool {
+    let account = "system:serviceaccount:tern-system:tern-tern-operator";
+    let (resource, subresource) = resource.split_once('/').unwrap_or((resource, ""));
+    let mut args = vec!["auth", "can-i", verb, resource, "--as", account];
+    if !subresource.is_empty() {
+        args.extend(["--subresource", subresource]);
+    }
+    if namespace.is_empty() {
+        args.push("--all-namespaces");
+    } else {
+        args.extend(["--namespace", namespace]);
+    }
+    let output = cluster.kubectl(&args).expect("kubectl runs");
+    String::from_utf8_lossy(&output.stdout).trim() == "yes"
+}
+
+/// Installs the RBAC part of a rendering for real (ServiceAccount, roles, bindings).
+fn install_rbac(cluster: &ControlPlane, objects: &[Manifest]) {
+    let rbac: Vec<Value> = objects
+        .iter()
+        .filter(|o| o.kind() == "ServiceAccount" || api_group(o) == "rbac.authorization.k8s.io")
+        .map(|o| o.0.clone())
+        .collect();
+    let list = serde_json::json!({ "apiVersion": "v1", "kind": "List", "items": rbac });
+    kubectl(cluster, &["apply", "-f", "-"], &list.to_string());
+}
+
+#[test]
+fn chart_rbac_grants_the_operator_what_it_uses_and_nothing_more() {
+    let helm = Helm::locate().expect("helm is available (scripts/install-helm.sh)");
+    let cluster = ControlPlane::start(ControlPlaneOptions::default())
+        .expect("test control plane starts (scripts/kube-test-env.sh)");
+    for namespace in ["tern-system", "mqtt-a"] {
+        kubectl(&cluster, &["create", "namespace", namespace], "");
+    }
+    install_crds(&cluster);
+
+    install_rbac(&cluster, &render(&helm, &[]));
+    let cluster_wide = [
+        ("patch", "pods", "default", true),
+        ("watch", "secrets", "", true),
+        ("create", "statefulsets.apps", "mqtt-a", true),
+        ("patch", "poddisruptionbudgets.policy", "mqtt-a", true),
+        ("patch", "mqttclusters.mqtt.tern.dev/status", "mqtt-a", true),
+        (
+            "update",
+            "mqttclusters.mqtt.tern.dev/finalizers",
+            "mqtt-a",
+            true,
+        ),
+        ("create", "events.events.k8s.io", "mqtt-a", true),
+        ("update", "leases.coordination.k8s.io", "tern-system", true),
+        ("create", "leases.coordination.k8s.io", "default", false),
+        ("delete", "secrets", "default", false),
+        ("create", "pods", "default", false),
+        ("delete", "statefulsets.apps", "default", false),
+        ("get", "nodes", "", false),
+        (
+            "create",
+            "customresourcedefinitions.apiextensions.k8s.io",
+            "",
+            false,
+        ),
+    ];
+    let mut wrong = Vec::new();
+    for (verb, resource, namespace, expected) in cluster_wide {
+        if operator_can(&cluster, verb, resource, namespace) != expected {
+            wrong.push(format!(
+                "{verb} {resource} in {namespace:?}: expected {expected}"
+            ));
+        }
+    }
+
+    // Watching one namespace: the same rights there, none elsewhere. The cluster-wide objects
+    // from above are removed first so they cannot mask the namespaced ones.
+    kubectl(
+        &cluster,
+        &["delete", "clusterrolebinding", "tern-tern-operator"],
+        "",
+    );
+    install_rbac(
+        &cluster,
+        &render(&helm, &["--set", "watchNamespaces={mqtt-a}"]),
+    );
+    let one_namespace = [
+        ("watch", "secrets", "mqtt-a", true),
+        ("patch", "pods", "mqtt-a", true),
+        ("watch", "secrets", "default", false),
+        ("watch", "secrets", "", false),
+        ("update", "leases.coordination.k8s.io", "tern-system", true),
+    ];
+    for (verb, resource, namespace, expected) in one_namespace {
+        if operator_can(&cluster, verb, resource, namespace) != expected {
+            wrong.push(format!(
+                "watchNamespaces: {verb} {resource} in {namespace:?}: expected {expected}"
+            ));
+        }
+    }
+    assert!(wrong.is_empty(), "{wrong:#?}");
 }
