@@ -4,7 +4,7 @@
 // duplicated attribute.
 #![allow(clippy::duplicated_attributes)]
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use k8s_openapi::api::core::v1::{Affinity, ResourceRequirements, Toleration};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
@@ -100,6 +100,28 @@ pub struct MqttClusterSpec {
     #[serde(default = "default_metrics_port")]
     #[schemars(range(min = 1, max = 65535))]
     pub metrics_port: u16,
+}
+
+impl MqttClusterSpec {
+    /// Names of every Secret this spec reads (passwords, JWT keys, TLS material): a change to
+    /// any of them must reach the brokers.
+    pub fn referenced_secrets(&self) -> BTreeSet<&str> {
+        let users = self
+            .auth
+            .users
+            .iter()
+            .map(|u| u.password_secret.name.as_str());
+        let jwt = self.auth.jwt.iter().map(|jwt| jwt.secret_name.as_str());
+        let tls = self
+            .listeners
+            .iter()
+            .filter_map(|l| l.tls.as_ref())
+            .flat_map(|tls| {
+                std::iter::once(tls.secret_name.as_str())
+                    .chain(tls.client_ca_secret_name.as_deref())
+            });
+        users.chain(jwt).chain(tls).collect()
+    }
 }
 
 fn default_replicas() -> i32 {

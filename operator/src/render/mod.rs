@@ -27,7 +27,7 @@ use tern_broker::acl::AclPolicy as BrokerAclPolicy;
 use crate::crd::MqttCluster;
 
 pub use broker_config::{broker_config, files, BROKER_REPLICA_LIMIT};
-pub use names::{ClusterNames, CONFIG_REVISION_ANNOTATION, FIELD_MANAGER};
+pub use names::{config_map_name, ClusterNames, CONFIG_REVISION_ANNOTATION, FIELD_MANAGER};
 pub use revision::config_revision;
 pub use secret::{SecretMaterial, TlsMaterial};
 

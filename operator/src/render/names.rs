@@ -15,6 +15,11 @@ pub const FIELD_MANAGER: &str = "tern-operator";
 /// and on running pods (what the operator last signalled to them).
 pub const CONFIG_REVISION_ANNOTATION: &str = "mqtt.tern.dev/config-revision";
 
+/// The name of the ConfigMap of the cluster called `cluster`.
+pub fn config_map_name(cluster: &str) -> String {
+    format!("{cluster}-config")
+}
+
 /// The names and identity every child object of one cluster is derived from.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ClusterNames {
@@ -44,7 +49,7 @@ impl ClusterNames {
 
     /// The ConfigMap with `broker.yaml` and the policies file.
     pub fn config_map(&self) -> String {
-        format!("{}-config", self.cluster)
+        config_map_name(&self.cluster)
     }
 
     /// The Secret with the password file, JWT keys and TLS material.

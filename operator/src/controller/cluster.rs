@@ -1,0 +1,307 @@
+//! Reconciling one `MqttCluster`: gather, render, apply, signal pods, report status.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use k8s_openapi::api::apps::v1::StatefulSet;
+use k8s_openapi::api::core::v1::{Pod, Secret};
+use k8s_openapi::jiff::Timestamp;
+use kube::api::{Api, ListParams, Patch};
+use kube::runtime::controller::Action;
+use kube::runtime::events::{Event, EventType};
+use kube::{Resource, ResourceExt};
+use serde_json::json;
+use tern_broker::acl::AclPolicy as BrokerAclPolicy;
+
+use super::apply::{apply, apply_disruption_budget, apply_params};
+use super::cluster_status::{cluster_conditions, ClusterObservation, RolloutState};
+use super::context::{Context, Error};
+use super::material::gather_secret_material;
+use super::policy_rules::validate_rules;
+use crate::crd::{set_condition, AclPolicy, MqttCluster, MqttClusterStatus, PodConfigRevision};
+use crate::render::{
+    render_cluster, ClusterNames, ClusterObjects, RenderInputs, CONFIG_REVISION_ANNOTATION,
+};
+
+/// How often a settled cluster is reconciled anyway, to repair drift nobody reported.
+const RESYNC_INTERVAL: Duration = Duration::from_secs(300);
+
+/// Brings one cluster's children and status in line with its spec.
+pub async fn reconcile_cluster(
+    cluster: Arc<MqttCluster>,
+    ctx: Arc<Context>,
+) -> Result<Action, Error> {
+    let started = std::time::Instant::now();
+    let result = if cluster.meta().deletion_timestamp.is_some() {
+        // Children carry owner references: the garbage collector removes them.
+        Ok(Action::await_change())
+    } else {
+        converge_cluster(&cluster, &ctx)
+            .await
+            .map(|()| Action::requeue(RESYNC_INTERVAL))
+    };
+    ctx.metrics
+        .observe("MqttCluster", started.elapsed(), &result);
+    if result.is_ok() {
+        ctx.backoff.reset(&object_key(cluster.as_ref()));
+    }
+    result
+}
+
+/// `namespace/name` of an object, the key of its retry backoff.
+pub fn object_key<K: Resource>(object: &K) -> String {
+    format!(
+        "{}/{}",
+        object.meta().namespace.as_deref().unwrap_or_default(),
+        object.meta().name.as_deref().unwrap_or_default()
+    )
+}
+
+/// One full pass over a cluster. Also run by the `AclPolicy` finalizer, so a deleted policy's
+/// rules are gone from the configuration before the policy itself disappears.
+pub async fn converge_cluster(cluster: &MqttCluster, ctx: &Context) -> Result<(), Error> {
+    let names = match ClusterNames::of(cluster) {
+        Ok(names) => names,
+        // Not stored yet: the watch will bring it back once it is.
+        Err(_) => return Ok(()),
+    };
+    let applied_secret = Api::<Secret>::namespaced(ctx.client.clone(), &names.namespace)
+        .get_opt(&names.secret())
+        .await
+        .map_err(Error::kube(format!("read Secret {}", names.secret())))?;
+    let policies = accepted_policies(ctx, &names).await?;
+
+    let mut spec_problem = None;
+    let mut rendered = None;
+    match gather_secret_material(&ctx.client, cluster, applied_secret.as_ref()).await {
+        Err(error) if !error.is_user_error() => return Err(error.into()),
+        Err(error) => spec_problem = Some(("SecretUnavailable", error.to_string())),
+        Ok(material) => {
+            let inputs = RenderInputs {
+                cluster,
+                default_image: &ctx.default_image,
+                policies: &policies,
+                secret_material: &material,
+            };
+            match render_cluster(&inputs) {
+                Ok(objects) => rendered = Some(objects),
+                Err(error) => spec_problem = Some(("InvalidSpec", error.to_string())),
+            }
+        }
+    }
+    if let Some(objects) = &rendered {
+        apply_children(ctx, objects).await?;
+    }
+
+    let rollout = observe_rollout(ctx, &names).await?;
+    let pods = signal_pods(
+        ctx,
+        &names,
+        rendered.as_ref().map(|o| o.config_revision.as_str()),
+    )
+    .await?;
+    let previous = cluster.status.clone().unwrap_or_default();
+    let config_revision = rendered
+        .as_ref()
+        .map(|objects| objects.config_revision.clone())
+        .or(previous.config_revision.clone());
+    let pods_behind_config = pods
+        .iter()
+        .filter(|pod| Some(&pod.config_revision) != config_revision.as_ref())
+        .count();
+    let seen = ClusterObservation {
+        requested_replicas: cluster.spec.replicas,
+        spec_problem: spec_problem.clone(),
+        rollout: rollout.clone(),
+        pods_behind_config,
+    };
+    let generation = cluster.meta().generation;
+    let mut status = MqttClusterStatus {
+        observed_generation: generation,
+        conditions: previous.conditions.clone(),
+        replicas: rollout.replicas,
+        ready_replicas: rollout.ready_replicas,
+        selector: Some(names.selector_string()),
+        config_revision,
+        pods,
+    };
+    let now = Timestamp::now();
+    for update in cluster_conditions(&seen) {
+        set_condition(&mut status.conditions, update, generation, now);
+    }
+    publish_events(ctx, cluster, &previous, &status, spec_problem.as_ref()).await;
+    if status != previous {
+        write_status(ctx, &names, &status).await?;
+    }
+    Ok(())
+}
+
+/// The cluster's policies that are valid and not being deleted, sorted by name so the policies
+/// file (and with it the revision) only changes when a rule does.
+async fn accepted_policies(
+    ctx: &Context,
+    names: &ClusterNames,
+) -> Result<Vec<BrokerAclPolicy>, Error> {
+    let api: Api<AclPolicy> = Api::namespaced(ctx.client.clone(), &names.namespace);
+    let all = api
+        .list(&ListParams::default())
+        .await
+        .map_err(Error::kube("list AclPolicies"))?;
+    let mut policies: Vec<BrokerAclPolicy> = all
+        .items
+        .into_iter()
+        .filter(|policy| policy.spec.cluster_ref.name == names.cluster)
+        .filter(|policy| policy.meta().deletion_timestamp.is_none())
+        .filter(|policy| validate_rules(&policy.spec.rules).is_ok())
+        .map(|policy| BrokerAclPolicy {
+            name: policy.name_any(),
+            rules: policy.spec.rules,
+        })
+        .collect();
+    policies.sort_by(|a, b| a.name.cmp(&b.name));
+    Ok(policies)
+}
+
+/// Applies every child. Configuration first, StatefulSet last, so a new pod never starts
+/// against configuration objects that do not exist yet.
+async fn apply_children(ctx: &Context, objects: &ClusterObjects) -> Result<(), Error> {
+    apply(ctx, &objects.service_account).await?;
+    apply(ctx, &objects.config_map).await?;
+    apply(ctx, &objects.secret).await?;
+    apply(ctx, &objects.headless_service).await?;
+    apply(ctx, &objects.client_service).await?;
+    apply_disruption_budget(ctx, &objects.disruption_budget).await?;
+    apply(ctx, &objects.stateful_set).await?;
+    Ok(())
+}
+
+async fn observe_rollout(ctx: &Context, names: &ClusterNames) -> Result<RolloutState, Error> {
+    let stateful_set = Api::<StatefulSet>::namespaced(ctx.client.clone(), &names.namespace)
+        .get_opt(&names.cluster)
+        .await
+        .map_err(Error::kube(format!("read StatefulSet {}", names.cluster)))?;
+    let Some(stateful_set) = stateful_set else {
+        return Ok(RolloutState::default());
+    };
+    let generation = stateful_set.metadata.generation;
+    let status = stateful_set.status.unwrap_or_default();
+    Ok(RolloutState {
+        replicas: status.replicas,
+        ready_replicas: status.ready_replicas.unwrap_or(0),
+        updated_replicas: status.updated_replicas.unwrap_or(0),
+        spec_observed: status.observed_generation >= generation,
+    })
+}
+
+/// Annotates every running broker pod with `revision` (when there is one), which makes the
+/// kubelet refresh the pod's projected configuration volume right away instead of at its next
+/// periodic sync. The pod template is never touched. Returns each pod's signalled revision.
+async fn signal_pods(
+    ctx: &Context,
+    names: &ClusterNames,
+    revision: Option<&str>,
+) -> Result<Vec<PodConfigRevision>, Error> {
+    let api: Api<Pod> = Api::namespaced(ctx.client.clone(), &names.namespace);
+    let selector = names.selector_string();
+    let pods = api
+        .list(&ListParams::default().labels(&selector))
+        .await
+        .map_err(Error::kube("list broker pods"))?;
+    let mut signalled = Vec::new();
+    for pod in pods.items {
+        let name = pod.name_any();
+        let current = pod.annotations().get(CONFIG_REVISION_ANNOTATION).cloned();
+        let now_signalled = match revision {
+            Some(revision) if current.as_deref() != Some(revision) => {
+                let patch = json!({
+                    "apiVersion": "v1",
+                    "kind": "Pod",
+                    "metadata": { "name": name, "annotations": { CONFIG_REVISION_ANNOTATION: revision } },
+                });
+                api.patch(&name, &apply_params(), &Patch::Apply(&patch))
+                    .await
+                    .map_err(Error::kube(format!("annotate pod {name}")))?;
+                Some(revision.to_string())
+            }
+            _ => current,
+        };
+        if let Some(config_revision) = now_signalled {
+            signalled.push(PodConfigRevision {
+                name,
+                config_revision,
+            });
+        }
+    }
+    signalled.sort_by(|a, b| a.name.cmp(&b.name));
+    Ok(signalled)
+}
+
+async fn write_status(
+    ctx: &Context,
+    names: &ClusterNames,
+    status: &MqttClusterStatus,
+) -> Result<(), Error> {
+    let api: Api<MqttCluster> = Api::namespaced(ctx.client.clone(), &names.namespace);
+    let patch = json!({
+        "apiVersion": MqttCluster::api_version(&()),
+        "kind": MqttCluster::kind(&()),
+        "status": status,
+    });
+    api.patch_status(&names.cluster, &apply_params(), &Patch::Apply(&patch))
+        .await
+        .map_err(Error::kube(format!(
+            "write status of MqttCluster {}",
+            names.cluster
+        )))?;
+    Ok(())
+}
+
+/// Events for what changed: a new configuration revision, a newly refused spec.
+async fn publish_events(
+    ctx: &Context,
+    cluster: &MqttCluster,
+    previous: &MqttClusterStatus,
+    status: &MqttClusterStatus,
+    spec_problem: Option<&(&'static str, String)>,
+) {
+    let mut events = Vec::new();
+    if status.config_revision != previous.config_revision {
+        if let Some(revision) = &status.config_revision {
+            events.push(Event {
+                type_: EventType::Normal,
+                reason: "ConfigRendered".into(),
+                note: Some(format!("configuration revision {revision} rendered")),
+                action: "Render".into(),
+                secondary: None,
+            });
+        }
+    }
+    let degraded_before = previous
+        .conditions
+        .iter()
+        .find(|c| c.type_ == "Degraded")
+        .map(|c| (c.status.clone(), c.reason.clone()));
+    let degraded_now = status
+        .conditions
+        .iter()
+        .find(|c| c.type_ == "Degraded")
+        .map(|c| (c.status.clone(), c.reason.clone(), c.message.clone()));
+    if let Some((state, reason, message)) = degraded_now {
+        let changed = degraded_before != Some((state.clone(), reason.clone()));
+        if changed && state == "True" {
+            events.push(Event {
+                type_: EventType::Warning,
+                reason: spec_problem.map(|(r, _)| *r).unwrap_or("Degraded").into(),
+                note: Some(message),
+                action: "Reconcile".into(),
+                secondary: None,
+            });
+        }
+    }
+    let reference = cluster.object_ref(&());
+    for event in events {
+        if let Err(error) = ctx.recorder.publish(&event, &reference).await {
+            tracing::warn!(%error, cluster = %cluster.name_any(), "cannot publish event");
+        }
+    }
+}
