@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 use tern_e2e::broker::{free_port, workspace_root};
 use tern_e2e::control_plane::{ControlPlane, ControlPlaneOptions};
-use tern_e2e::helm::{read_yaml, Helm, Manifest};
+use tern_e2e::helm::{read_yaml, Helm};
 
 /// How long the operator may take to create a cluster's children and accept a policy.
 const RECONCILE_TIMEOUT: Duration = Duration::from_secs(90);
@@ -138,7 +138,6 @@ fn operator_reconciles_the_examples_with_only_the_charts_rbac() {
     let deployment = rendered
         .iter()
         .find(|o| o.kind() == "Deployment")
-        .map(Manifest::clone)
         .expect("the chart renders a Deployment");
     let metrics_port = free_port().unwrap();
     let args: Vec<String> = deployment
