@@ -302,3 +302,110 @@ fn chart_rbac_grants_the_operator_what_it_uses_and_nothing_more() {
     }
     assert!(wrong.is_empty(), "{wrong:#?}");
 }
+
+/// Runs helm against the test control plane; returns (success, stdout + stderr).
+fn helm_on(helm: &Helm, cluster: &ControlPlane, args: &[&str]) -> (bool, String) {
+    let kubeconfig = cluster.kubeconfig_path().to_string_lossy().into_owned();
+    let mut full = args.to_vec();
+    full.extend(["--kubeconfig", &kubeconfig]);
+    let output = helm.run(&full).expect("helm runs");
+    (
+        output.success,
+        format!("{}{}", output.stdout, output.stderr),
+    )
+}
+
+#[test]
+fn helm_installs_upgrades_and_uninstalls_the_chart_on_a_real_api_server() {
+    let helm = Helm::locate().expect("helm is available (scripts/install-helm.sh)");
+    let cluster = ControlPlane::start(ControlPlaneOptions::default())
+        .expect("test control plane starts (scripts/kube-test-env.sh)");
+    let chart = tern_e2e::helm::chart_dir().to_string_lossy().into_owned();
+
+    let (installed, notes) = helm_on(
+        &helm,
+        &cluster,
+        &[
+            "install",
+            "tern",
+            &chart,
+            "--namespace",
+            "tern-system",
+            "--create-namespace",
+        ],
+    );
+    assert!(installed, "helm install failed:\n{notes}");
+    assert!(
+        notes.contains(
+            "kubectl --namespace tern-system rollout status deployment/tern-tern-operator"
+        ),
+        "NOTES name the next command:\n{notes}"
+    );
+    kubectl(
+        &cluster,
+        &[
+            "get",
+            "crd/mqttclusters.mqtt.tern.dev",
+            "crd/aclpolicies.mqtt.tern.dev",
+        ],
+        "",
+    );
+    kubectl(
+        &cluster,
+        &[
+            "get",
+            "--namespace",
+            "tern-system",
+            "deployment/tern-tern-operator",
+            "service/tern-tern-operator-metrics",
+        ],
+        "",
+    );
+
+    let custom = custom_values_file().to_string_lossy().into_owned();
+    kubectl(&cluster, &["create", "namespace", "monitoring"], "");
+    kubectl(&cluster, &["create", "namespace", "mqtt-prod"], "");
+    let (upgraded, output) = helm_on(
+        &helm,
+        &cluster,
+        &[
+            "upgrade",
+            "tern",
+            &chart,
+            "--namespace",
+            "tern-system",
+            "--values",
+            &custom,
+            // The PodMonitor needs the Prometheus Operator's CRDs, which this server lacks.
+            "--set",
+            "brokerMetrics.podMonitor.mode=never",
+        ],
+    );
+    assert!(upgraded, "helm upgrade failed:\n{output}");
+    kubectl(
+        &cluster,
+        &[
+            "get",
+            "--namespace",
+            "monitoring",
+            "configmap/tern-dashboard",
+        ],
+        "",
+    );
+
+    let (uninstalled, output) = helm_on(
+        &helm,
+        &cluster,
+        &["uninstall", "tern", "--namespace", "tern-system"],
+    );
+    assert!(uninstalled, "helm uninstall failed:\n{output}");
+    let deployment = cluster
+        .kubectl(&["get", "--namespace", "tern-system", "deployment/tern"])
+        .expect("kubectl runs");
+    assert!(
+        !deployment.status.success(),
+        "uninstall removes the operator"
+    );
+    // As the README's upgrade notes say: the CRDs, and so every MqttCluster, stay.
+    kubectl(&cluster, &["get", "crd/mqttclusters.mqtt.tern.dev"], "");
+}
