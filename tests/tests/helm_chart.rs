@@ -574,3 +574,24 @@ fn rendering_with_crds_includes_both_custom_resource_definitions() {
         ["aclpolicies.mqtt.tern.dev", "mqttclusters.mqtt.tern.dev"].into()
     );
 }
+
+#[test]
+fn every_key_in_values_yaml_has_a_comment_above_it() {
+    let text = std::fs::read_to_string(chart_dir().join("values.yaml")).unwrap();
+    let mut previous = "";
+    let mut undocumented = Vec::new();
+    for (index, line) in text.lines().enumerate() {
+        let trimmed = line.trim_start();
+        let declares_key =
+            !trimmed.is_empty() && !trimmed.starts_with('#') && trimmed.contains(':');
+        // Each key needs its own comment on the line directly above it.
+        if declares_key && !previous.trim_start().starts_with('#') {
+            undocumented.push(format!("line {}: {line}", index + 1));
+        }
+        previous = line;
+    }
+    assert!(
+        undocumented.is_empty(),
+        "undocumented values: {undocumented:#?}"
+    );
+}
