@@ -132,7 +132,15 @@ for path in "${copied_out[@]}"; do
     echo "check-dockerfile: $path is older than this replay: the builder stage did not rebuild it" >&2
     exit 1
   fi
-  echo "check-dockerfile: builder produced $path"
+  # The runtime image (distroless "cc") is sure to have glibc and libgcc_s; anything else the
+  # binary links would be missing at run time.
+  unexpected=$(ldd "$built" | awk '{print $1}' |
+    grep -Ev '^(linux-vdso\.so|/lib64/ld-linux|ld-linux|libc\.so|libm\.so|libgcc_s\.so|libpthread\.so|libdl\.so|librt\.so)' || true)
+  if [ -n "$unexpected" ]; then
+    echo "check-dockerfile: $path needs libraries the runtime image lacks: $unexpected" >&2
+    exit 1
+  fi
+  echo "check-dockerfile: builder produced $path (needs only glibc and libgcc_s)"
 done
 
 rust_version=$(sed -n 's/^ARG RUST_VERSION=//p' Dockerfile)
