@@ -61,8 +61,16 @@ pub enum AppError {
     LeadershipLost,
 }
 
+/// Selects rustls' `ring` provider for the Kubernetes client's TLS. Call before creating a
+/// client; calling again is harmless.
+pub fn install_crypto_provider() {
+    // An error only means a provider is installed already, which is all that is needed.
+    let _ = rustls::crypto::ring::default_provider().install_default();
+}
+
 /// Runs the operator until SIGTERM/Ctrl-C (Ok) or a fatal error.
 pub async fn run(settings: OperatorSettings) -> Result<(), AppError> {
+    install_crypto_provider();
     let shutdown = shutdown_signal();
     let client = Client::try_default().await.map_err(AppError::Client)?;
     let metrics = OperatorMetrics::new()?;
@@ -79,21 +87,15 @@ pub async fn run(settings: OperatorSettings) -> Result<(), AppError> {
     tracing::info!(%bind, "serving /metrics, /healthz and /readyz");
     let http_task = tokio::spawn(http::serve(listener, http_state, shutdown.clone()));
 
-    let disruption_budget_api = discover_disruption_budget_api(&client).await?;
-    let ctx = Arc::new(Context {
-        recorder: Recorder::new(
+    let ctx = Arc::new(
+        build_context(
             client.clone(),
-            Reporter {
-                controller: "tern-operator".into(),
-                instance: Some(settings.identity.clone()),
-            },
-        ),
-        client: client.clone(),
-        metrics: metrics.clone(),
-        default_image: settings.broker_image.clone(),
-        disruption_budget_api,
-        backoff: ErrorBackoff::default(),
-    });
+            metrics.clone(),
+            &settings.broker_image,
+            &settings.identity,
+        )
+        .await?,
+    );
 
     let elector = settings.leader_election.then(|| {
         LeaderElector::new(
@@ -165,6 +167,31 @@ async fn finish(http_task: tokio::task::JoinHandle<std::io::Result<()>>) -> Resu
         Ok(Ok(())) => {}
     }
     Ok(())
+}
+
+/// The reconcilers' shared context for `client`: discovers the PodDisruptionBudget version the
+/// server serves and sets up the Event recorder under `identity`.
+pub async fn build_context(
+    client: Client,
+    metrics: OperatorMetrics,
+    broker_image: &str,
+    identity: &str,
+) -> Result<Context, AppError> {
+    let disruption_budget_api = discover_disruption_budget_api(&client).await?;
+    Ok(Context {
+        recorder: Recorder::new(
+            client.clone(),
+            Reporter {
+                controller: "tern-operator".into(),
+                instance: Some(identity.to_string()),
+            },
+        ),
+        client,
+        metrics,
+        default_image: broker_image.to_string(),
+        disruption_budget_api,
+        backoff: ErrorBackoff::default(),
+    })
 }
 
 /// The PodDisruptionBudget API the server prefers: `policy/v1` where served, `policy/v1beta1`

@@ -152,4 +152,42 @@ mod tests {
             .render()
             .contains("tern_operator_managed_resources{resource=\"AclPolicy\"} 4"));
     }
+
+    #[test]
+    fn the_exposition_passes_promtool_check() {
+        use std::io::Write;
+        use std::process::{Command, Stdio};
+
+        let metrics = metrics();
+        metrics.observe(
+            "MqttCluster",
+            Duration::from_millis(3),
+            &Ok(Action::await_change()),
+        );
+        metrics.set_managed("MqttCluster", 1);
+        metrics.set_leader(true);
+        let mut promtool = Command::new("promtool")
+            .args(["check", "metrics"])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap_or_else(|error| {
+                panic!("running promtool (scripts/install-test-deps.sh installs it): {error}")
+            });
+        if let Some(mut stdin) = promtool.stdin.take() {
+            stdin
+                .write_all(metrics.render().as_bytes())
+                .unwrap_or_else(|error| panic!("{error}"));
+        }
+        let output = promtool
+            .wait_with_output()
+            .unwrap_or_else(|error| panic!("{error}"));
+        assert!(
+            output.status.success(),
+            "promtool: {}{}",
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
 }

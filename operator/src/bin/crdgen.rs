@@ -3,6 +3,7 @@
 //! Run after changing a type in `operator/src/crd/`: `cargo run -p tern-operator --bin crdgen`.
 //! A test fails while the committed files differ from what this writes.
 
+use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -30,9 +31,13 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    let mut stdout = std::io::stdout().lock();
     for manifest in manifests {
         if flags.print {
-            print!("---\n{}", manifest.yaml);
+            // A closed pipe (`crdgen --print | head`) ends the output quietly.
+            if write!(stdout, "---\n{}", manifest.yaml).is_err() {
+                return ExitCode::SUCCESS;
+            }
             continue;
         }
         let path = flags.out_dir.join(manifest.file_name);

@@ -11,7 +11,7 @@ const FIRST_RETRY: Duration = Duration::from_secs(1);
 const MAX_RETRY: Duration = Duration::from_secs(300);
 
 /// Counts consecutive failures per object (`namespace/name`): each doubles the retry delay, up
-/// to [`MAX_RETRY`]; a success starts over.
+/// to five minutes; a success starts over.
 #[derive(Debug, Default)]
 pub struct ErrorBackoff {
     failures: Mutex<HashMap<String, u32>>,

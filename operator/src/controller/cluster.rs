@@ -57,63 +57,96 @@ pub fn object_key<K: Resource>(object: &K) -> String {
     )
 }
 
+/// A problem with the user's spec or the Secrets it references, as (reason, message): reported
+/// in the `Degraded` condition, not retried until something changes.
+type SpecProblem = (&'static str, String);
+
 /// One full pass over a cluster. Also run by the `AclPolicy` finalizer, so a deleted policy's
 /// rules are gone from the configuration before the policy itself disappears.
 pub async fn converge_cluster(cluster: &MqttCluster, ctx: &Context) -> Result<(), Error> {
-    let names = match ClusterNames::of(cluster) {
-        Ok(names) => names,
+    let Ok(names) = ClusterNames::of(cluster) else {
         // Not stored yet: the watch will bring it back once it is.
-        Err(_) => return Ok(()),
+        return Ok(());
     };
+    let desired = desired_objects(ctx, cluster, &names).await?;
+    if let Ok(objects) = &desired {
+        apply_children(ctx, objects).await?;
+    }
+    let revision = desired
+        .as_ref()
+        .ok()
+        .map(|objects| objects.config_revision.as_str());
+    let rollout = observe_rollout(ctx, &names).await?;
+    let pods = signal_pods(ctx, &names, revision).await?;
+
+    let previous = cluster.status.clone().unwrap_or_default();
+    let spec_problem = desired.as_ref().err();
+    let status = next_status(
+        cluster,
+        &names,
+        &previous,
+        spec_problem,
+        revision,
+        rollout,
+        pods,
+    );
+    publish_events(ctx, cluster, &previous, &status, spec_problem).await;
+    if status != previous {
+        write_status(ctx, &names, &status).await?;
+    }
+    Ok(())
+}
+
+/// Everything the cluster should consist of now, or why its spec cannot be honoured.
+async fn desired_objects(
+    ctx: &Context,
+    cluster: &MqttCluster,
+    names: &ClusterNames,
+) -> Result<Result<ClusterObjects, SpecProblem>, Error> {
     let applied_secret = Api::<Secret>::namespaced(ctx.client.clone(), &names.namespace)
         .get_opt(&names.secret())
         .await
         .map_err(Error::kube(format!("read Secret {}", names.secret())))?;
-    let policies = accepted_policies(ctx, &names).await?;
-
-    let mut spec_problem = None;
-    let mut rendered = None;
-    match gather_secret_material(&ctx.client, cluster, applied_secret.as_ref()).await {
-        Err(error) if !error.is_user_error() => return Err(error.into()),
-        Err(error) => spec_problem = Some(("SecretUnavailable", error.to_string())),
-        Ok(material) => {
-            let inputs = RenderInputs {
-                cluster,
-                default_image: &ctx.default_image,
-                policies: &policies,
-                secret_material: &material,
-            };
-            match render_cluster(&inputs) {
-                Ok(objects) => rendered = Some(objects),
-                Err(error) => spec_problem = Some(("InvalidSpec", error.to_string())),
-            }
+    let policies = accepted_policies(ctx, names).await?;
+    let material = match gather_secret_material(&ctx.client, cluster, applied_secret.as_ref()).await
+    {
+        Ok(material) => material,
+        Err(error) if error.is_user_error() => {
+            return Ok(Err(("SecretUnavailable", error.to_string())))
         }
-    }
-    if let Some(objects) = &rendered {
-        apply_children(ctx, objects).await?;
-    }
+        Err(error) => return Err(error.into()),
+    };
+    let inputs = RenderInputs {
+        cluster,
+        default_image: &ctx.default_image,
+        policies: &policies,
+        secret_material: &material,
+    };
+    Ok(render_cluster(&inputs).map_err(|error| ("InvalidSpec", error.to_string())))
+}
 
-    let rollout = observe_rollout(ctx, &names).await?;
-    let pods = signal_pods(
-        ctx,
-        &names,
-        rendered.as_ref().map(|o| o.config_revision.as_str()),
-    )
-    .await?;
-    let previous = cluster.status.clone().unwrap_or_default();
-    let config_revision = rendered
-        .as_ref()
-        .map(|objects| objects.config_revision.clone())
-        .or(previous.config_revision.clone());
-    let pods_behind_config = pods
-        .iter()
-        .filter(|pod| Some(&pod.config_revision) != config_revision.as_ref())
-        .count();
+/// The status after this pass: counts from the StatefulSet, the revision rendered (or, when
+/// nothing could be rendered, the one still in force), per-pod signals and the conditions.
+fn next_status(
+    cluster: &MqttCluster,
+    names: &ClusterNames,
+    previous: &MqttClusterStatus,
+    spec_problem: Option<&SpecProblem>,
+    rendered_revision: Option<&str>,
+    rollout: RolloutState,
+    pods: Vec<PodConfigRevision>,
+) -> MqttClusterStatus {
+    let config_revision = rendered_revision
+        .map(str::to_string)
+        .or_else(|| previous.config_revision.clone());
     let seen = ClusterObservation {
         requested_replicas: cluster.spec.replicas,
-        spec_problem: spec_problem.clone(),
+        spec_problem: spec_problem.cloned(),
         rollout: rollout.clone(),
-        pods_behind_config,
+        pods_behind_config: pods
+            .iter()
+            .filter(|pod| Some(&pod.config_revision) != config_revision.as_ref())
+            .count(),
     };
     let generation = cluster.meta().generation;
     let mut status = MqttClusterStatus {
@@ -129,11 +162,7 @@ pub async fn converge_cluster(cluster: &MqttCluster, ctx: &Context) -> Result<()
     for update in cluster_conditions(&seen) {
         set_condition(&mut status.conditions, update, generation, now);
     }
-    publish_events(ctx, cluster, &previous, &status, spec_problem.as_ref()).await;
-    if status != previous {
-        write_status(ctx, &names, &status).await?;
-    }
-    Ok(())
+    status
 }
 
 /// The cluster's policies that are valid and not being deleted, sorted by name so the policies
@@ -262,7 +291,7 @@ async fn publish_events(
     cluster: &MqttCluster,
     previous: &MqttClusterStatus,
     status: &MqttClusterStatus,
-    spec_problem: Option<&(&'static str, String)>,
+    spec_problem: Option<&SpecProblem>,
 ) {
     let mut events = Vec::new();
     if status.config_revision != previous.config_revision {

@@ -8,7 +8,7 @@ use k8s_openapi::api::apps::v1::StatefulSet;
 use k8s_openapi::api::core::v1::{ConfigMap, Secret, Service};
 use kube::api::Api;
 use kube::runtime::controller::{Action, Controller};
-use kube::runtime::reflector::ObjectRef;
+use kube::runtime::reflector::{ObjectRef, Store};
 use kube::runtime::watcher;
 use kube::{Client, Resource, ResourceExt};
 use serde::de::DeserializeOwned;
@@ -41,111 +41,139 @@ pub async fn run_controllers<S>(ctx: Arc<Context>, namespace: Option<String>, sh
 where
     S: Future<Output = ()> + Send + Sync + Clone + 'static,
 {
-    let client = ctx.client.clone();
     let namespace = namespace.as_deref();
+    futures::join!(
+        run_cluster_controller(ctx.clone(), namespace, shutdown.clone()),
+        run_policy_controller(ctx, namespace, shutdown),
+    );
+}
 
-    let clusters = Controller::new(
+/// `MqttCluster`s are reconciled when they change, when one of their children changes, when a
+/// policy naming them changes, and when a Secret they read changes.
+async fn run_cluster_controller<S>(ctx: Arc<Context>, namespace: Option<&str>, shutdown: S)
+where
+    S: Future<Output = ()> + Send + Sync + 'static,
+{
+    let client = ctx.client.clone();
+    let controller = Controller::new(
         scoped::<MqttCluster>(&client, namespace),
         watcher::Config::default(),
     );
-    let cluster_store = clusters.store();
-    let secret_cluster_store = cluster_store.clone();
-    let clusters = clusters
+    let clusters = controller.store();
+    let known_clusters = clusters.clone();
+    controller
         .owns(scoped::<StatefulSet>(&client, namespace), children())
         .owns(scoped::<ConfigMap>(&client, namespace), children())
         .owns(scoped::<Service>(&client, namespace), children())
         .watches(
             scoped::<AclPolicy>(&client, namespace),
             watcher::Config::default(),
-            |policy| {
-                let namespace = policy.namespace().unwrap_or_default();
-                Some(ObjectRef::new(&policy.spec.cluster_ref.name).within(&namespace))
-            },
+            |policy| Some(cluster_of_policy(&policy)),
         )
         // Every Secret: a user's password or a certificate Secret changes without the cluster
         // changing, and must still reach the brokers. Also the operator's own Secret (drift).
         .watches(
             scoped::<Secret>(&client, namespace),
             watcher::Config::default(),
-            move |secret| {
-                let namespace = secret.namespace().unwrap_or_default();
-                let name = secret.name_any();
-                secret_cluster_store
-                    .state()
-                    .into_iter()
-                    .filter(|cluster| cluster.namespace().as_deref() == Some(namespace.as_str()))
-                    .filter(|cluster| {
-                        cluster.spec.referenced_secrets().contains(name.as_str())
-                            || secret.owner_references().iter().any(|owner| {
-                                owner.kind == "MqttCluster" && owner.name == cluster.name_any()
-                            })
-                    })
-                    .map(|cluster| ObjectRef::from_obj(cluster.as_ref()))
-                    .collect::<Vec<_>>()
-            },
+            move |secret| clusters_reading_secret(&known_clusters, &secret),
         )
-        .graceful_shutdown_on(shutdown.clone())
+        .graceful_shutdown_on(shutdown)
         .run(reconcile_cluster, retry_later, ctx.clone())
         .for_each(|result| {
             ctx.metrics
-                .set_managed("MqttCluster", cluster_store.state().len());
+                .set_managed("MqttCluster", clusters.state().len());
             log_outcome(result)
-        });
+        })
+        .await;
+}
 
-    let policies = Controller::new(
+/// `AclPolicy`s are reconciled when they change, when their cluster's ConfigMap changes (which
+/// decides `Applied`) and when their cluster appears or disappears (which decides `Accepted`).
+async fn run_policy_controller<S>(ctx: Arc<Context>, namespace: Option<&str>, shutdown: S)
+where
+    S: Future<Output = ()> + Send + Sync + 'static,
+{
+    let client = ctx.client.clone();
+    let controller = Controller::new(
         scoped::<AclPolicy>(&client, namespace),
         watcher::Config::default(),
     );
-    let policy_store = policies.store();
-    let by_cluster = |store: kube::runtime::reflector::Store<AclPolicy>| {
-        move |namespace: String, cluster: String| {
-            store
-                .state()
-                .into_iter()
-                .filter(|p| p.namespace().as_deref() == Some(namespace.as_str()))
-                .filter(|p| p.spec.cluster_ref.name == cluster)
-                .map(|p| ObjectRef::from_obj(p.as_ref()))
-                .collect::<Vec<_>>()
-        }
-    };
-    let policies_of_config = by_cluster(policy_store.clone());
-    let policies_of_cluster = by_cluster(policy_store.clone());
-    let policies = policies
-        // The cluster's ConfigMap decides `Applied`.
+    let policies = controller.store();
+    let (for_config_maps, for_clusters) = (policies.clone(), policies.clone());
+    controller
         .watches(
             scoped::<ConfigMap>(&client, namespace),
             children(),
             move |config_map| {
-                let owner = config_map
+                let cluster = config_map
                     .owner_references()
                     .iter()
-                    .find(|owner| owner.kind == "MqttCluster")
+                    .find(|owner| owner.kind == MqttCluster::kind(&()))
                     .map(|owner| owner.name.clone());
-                match owner {
-                    Some(cluster) => {
-                        policies_of_config(config_map.namespace().unwrap_or_default(), cluster)
-                    }
+                let namespace = config_map.namespace().unwrap_or_default();
+                match cluster {
+                    Some(cluster) => policies_naming(&for_config_maps, &namespace, &cluster),
                     None => Vec::new(),
                 }
             },
         )
-        // A cluster appearing or disappearing decides `Accepted`.
         .watches(
             scoped::<MqttCluster>(&client, namespace),
             watcher::Config::default(),
             move |cluster| {
-                policies_of_cluster(cluster.namespace().unwrap_or_default(), cluster.name_any())
+                let namespace = cluster.namespace().unwrap_or_default();
+                policies_naming(&for_clusters, &namespace, &cluster.name_any())
             },
         )
         .graceful_shutdown_on(shutdown)
         .run(reconcile_policy, retry_later, ctx.clone())
         .for_each(|result| {
-            ctx.metrics
-                .set_managed("AclPolicy", policy_store.state().len());
+            ctx.metrics.set_managed("AclPolicy", policies.state().len());
             log_outcome(result)
-        });
+        })
+        .await;
+}
 
-    futures::join!(clusters, policies);
+/// The cluster a policy names (same namespace).
+fn cluster_of_policy(policy: &AclPolicy) -> ObjectRef<MqttCluster> {
+    let namespace = policy.namespace().unwrap_or_default();
+    ObjectRef::new(&policy.spec.cluster_ref.name).within(&namespace)
+}
+
+/// The clusters that read `secret`, or own it (the operator's rendered Secret).
+fn clusters_reading_secret(
+    clusters: &Store<MqttCluster>,
+    secret: &Secret,
+) -> Vec<ObjectRef<MqttCluster>> {
+    let namespace = secret.namespace();
+    let name = secret.name_any();
+    clusters
+        .state()
+        .into_iter()
+        .filter(|cluster| cluster.namespace() == namespace)
+        .filter(|cluster| {
+            cluster.spec.referenced_secrets().contains(name.as_str())
+                || secret.owner_references().iter().any(|owner| {
+                    owner.kind == MqttCluster::kind(&()) && owner.name == cluster.name_any()
+                })
+        })
+        .map(|cluster| ObjectRef::from_obj(cluster.as_ref()))
+        .collect()
+}
+
+/// The policies in `namespace` that name the cluster `cluster`.
+fn policies_naming(
+    policies: &Store<AclPolicy>,
+    namespace: &str,
+    cluster: &str,
+) -> Vec<ObjectRef<AclPolicy>> {
+    policies
+        .state()
+        .into_iter()
+        .filter(|policy| policy.namespace().as_deref() == Some(namespace))
+        .filter(|policy| policy.spec.cluster_ref.name == cluster)
+        .map(|policy| ObjectRef::from_obj(policy.as_ref()))
+        .collect()
 }
 
 /// The error policy of both controllers: log, and retry with per-object exponential backoff.

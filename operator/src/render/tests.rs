@@ -542,3 +542,9 @@ fn every_child_is_controlled_by_the_cluster() {
         .count();
     assert_eq!(controlled, metas.len());
 }
+
+#[test]
+fn no_policies_render_an_explicit_empty_list() {
+    // The broker refuses a policies file without any YAML value; `[]` is an empty list.
+    assert_eq!(config_file(&render(spec()), files::POLICIES).trim(), "[]");
+}
