@@ -1,8 +1,8 @@
-//! The whole path of an ACL change, with a real process at every step but one: `kubectl apply`
-//! of an `AclPolicy` → the API server → the operator (in this process) renders the cluster's
-//! ConfigMap → a kubelet stand-in projects the ConfigMap and Secret into a directory with the
-//! kubelet's own atomic `..data` swap → a real `tern-broker` watching that directory reloads →
-//! a client that stays connected is refused.
+//! The whole path of an ACL change, with the real component at every step but the kubelet:
+//! `kubectl apply` of an `AclPolicy` → the API server → the operator (in this process) renders
+//! the cluster's ConfigMap → a kubelet stand-in projects the ConfigMap and Secret into a
+//! directory with the kubelet's own atomic `..data` swap → a real `tern-broker` watching that
+//! directory reloads → a client that stays connected is refused.
 //!
 //! The kubelet stand-in re-projects as soon as it sees a new `resourceVersion`. A real kubelet
 //! adds its own sync delay (up to its sync period plus cache TTL), which is the cluster's to
