@@ -5,168 +5,27 @@
 //! There is no kubelet: pods never run, so the tests create a broker pod object themselves and
 //! write the StatefulSet's status as its controller would.
 
-use std::future::Future;
-use std::path::Path;
-use std::sync::Arc;
-use std::time::{Duration, Instant};
+mod common;
 
-use futures::future::FutureExt;
+use std::time::Duration;
+
+use common::{
+    eventually, kubectl_ok, policy_condition, Harness, Setup, CONVERGE, IMAGE, NAMESPACE,
+    WITH_OPERATOR,
+};
 use k8s_openapi::api::apps::v1::StatefulSet;
 use k8s_openapi::api::core::v1::{ConfigMap, Pod, Secret, Service, ServiceAccount};
-use kube::api::{Api, DeleteParams, Patch, PatchParams};
-use kube::config::{KubeConfigOptions, Kubeconfig};
-use kube::{Client, Config, ResourceExt};
+use kube::api::{DeleteParams, Patch, PatchParams};
+use kube::ResourceExt;
 use serde_json::json;
-use tern_e2e::control_plane::{ControlPlane, ControlPlaneOptions};
-use tern_operator::app::{build_context, install_crypto_provider};
-use tern_operator::controller::run_controllers;
 use tern_operator::crd::{condition_status, AclPolicy, MqttCluster};
 use tern_operator::leader::{LeaderElector, LeaseSettings};
-use tern_operator::metrics::OperatorMetrics;
 use tern_operator::render::{files, CONFIG_REVISION_ANNOTATION};
-
-const NAMESPACE: &str = "iot";
-const IMAGE: &str = "ghcr.io/tern-mqtt/tern:test";
-/// How long the operator may take to converge after a change.
-const CONVERGE: Duration = Duration::from_secs(30);
-
-/// What a test needs besides the API server.
-#[derive(Clone, Copy)]
-struct Setup {
-    /// Run the operator in this process.
-    operator: bool,
-    /// Run kube-controller-manager's garbage collector.
-    garbage_collector: bool,
-}
 
 const CRDS_ONLY: Setup = Setup {
     operator: false,
     garbage_collector: false,
 };
-const WITH_OPERATOR: Setup = Setup {
-    operator: true,
-    garbage_collector: false,
-};
-
-/// A control plane with the CRDs installed and the operator running in this process.
-struct Harness {
-    plane: ControlPlane,
-    client: Client,
-    stop_operator: Option<tokio::sync::oneshot::Sender<()>>,
-    operator: Option<tokio::task::JoinHandle<()>>,
-}
-
-impl Harness {
-    async fn start(setup: Setup) -> Harness {
-        install_crypto_provider();
-        let plane = ControlPlane::start(ControlPlaneOptions {
-            controller_manager: setup.garbage_collector,
-        })
-        .unwrap_or_else(|error| panic!("{error:#}"));
-        let crds = Path::new(env!("CARGO_MANIFEST_DIR")).join("../crds");
-        for file in ["mqttclusters.yaml", "aclpolicies.yaml"] {
-            let path = crds.join(file);
-            kubectl_ok(&plane, &["apply", "-f", &path.to_string_lossy()], "");
-        }
-        kubectl_ok(
-            &plane,
-            &[
-                "wait",
-                "--for=condition=established",
-                "--timeout=60s",
-                "crd/mqttclusters.mqtt.tern.dev",
-                "crd/aclpolicies.mqtt.tern.dev",
-            ],
-            "",
-        );
-        kubectl_ok(&plane, &["create", "namespace", NAMESPACE], "");
-        let kubeconfig = Kubeconfig::read_from(plane.kubeconfig_path())
-            .unwrap_or_else(|error| panic!("{error}"));
-        let config = Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default())
-            .await
-            .unwrap_or_else(|error| panic!("{error}"));
-        let client = Client::try_from(config).unwrap_or_else(|error| panic!("{error}"));
-        let mut harness = Harness {
-            plane,
-            client,
-            stop_operator: None,
-            operator: None,
-        };
-        if setup.operator {
-            harness.start_operator().await;
-        }
-        harness
-    }
-
-    async fn start_operator(&mut self) {
-        let metrics = OperatorMetrics::new().unwrap_or_else(|error| panic!("{error}"));
-        let ctx = build_context(self.client.clone(), metrics, IMAGE, "test")
-            .await
-            .unwrap_or_else(|error| panic!("{error}"));
-        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        let shutdown = async move {
-            let _ = stopped.await;
-        }
-        .boxed()
-        .shared();
-        self.stop_operator = Some(stop);
-        self.operator = Some(tokio::spawn(run_controllers(
-            Arc::new(ctx),
-            Some(NAMESPACE.into()),
-            shutdown,
-        )));
-    }
-
-    fn api<K>(&self) -> Api<K>
-    where
-        K: kube::Resource<Scope = k8s_openapi::NamespaceResourceScope, DynamicType = ()>,
-    {
-        Api::namespaced(self.client.clone(), NAMESPACE)
-    }
-
-    fn apply_yaml(&self, yaml: &str) {
-        kubectl_ok(&self.plane, &["apply", "-n", NAMESPACE, "-f", "-"], yaml);
-    }
-
-    async fn stop(mut self) {
-        if let Some(stop) = self.stop_operator.take() {
-            let _ = stop.send(());
-        }
-        if let Some(operator) = self.operator.take() {
-            let _ = tokio::time::timeout(Duration::from_secs(10), operator).await;
-        }
-    }
-}
-
-fn kubectl_ok(plane: &ControlPlane, args: &[&str], stdin: &str) -> String {
-    let output = plane
-        .kubectl_with_stdin(args, stdin)
-        .unwrap_or_else(|error| panic!("{error:#}"));
-    assert!(
-        output.status.success(),
-        "kubectl {} failed: {}\n{}",
-        args.join(" "),
-        String::from_utf8_lossy(&output.stderr),
-        plane.log_tails()
-    );
-    String::from_utf8_lossy(&output.stdout).into_owned()
-}
-
-/// Polls `probe` every 200 ms until it returns `Some`, for at most `limit`.
-async fn eventually<T, F, Fut>(what: &str, limit: Duration, mut probe: F) -> T
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = Option<T>>,
-{
-    let deadline = Instant::now() + limit;
-    loop {
-        if let Some(value) = probe().await {
-            return value;
-        }
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-}
 
 const CLUSTER: &str = r#"
 apiVersion: mqtt.tern.dev/v1alpha1
@@ -237,13 +96,6 @@ async fn policies_file(harness: &Harness) -> Option<String> {
         .await
         .ok()??;
     config_map.data?.get(files::POLICIES).cloned()
-}
-
-async fn policy_condition(harness: &Harness, name: &str, type_: &str) -> Option<(String, String)> {
-    let policy = harness.api::<AclPolicy>().get_opt(name).await.ok()??;
-    let status = policy.status?;
-    let condition = status.conditions.iter().find(|c| c.type_ == type_)?;
-    Some((condition.status.clone(), condition.reason.clone()))
 }
 
 /// The owner references of the `K` called `name` (none if it does not exist).
