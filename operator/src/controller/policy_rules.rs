@@ -1,116 +1,50 @@
 //! Checking an `AclPolicy`'s rules before they reach any broker.
 //!
 //! The broker refuses a whole policies file if one rule is invalid, so a single bad policy must
-//! be caught here and left out, or it would block every other policy of its cluster. This is
-//! the one place that decides validity; it uses the broker's own topic-filter parser and can
-//! move to the broker's ACL compiler once that is available to the operator.
+//! be caught here and left out, or it would block every other policy of its cluster. The
+//! verdict is the broker's own: the rules are compiled with the broker's ACL compiler, so the
+//! operator can never accept a rule the broker would refuse, nor refuse one it would accept.
 
-use tern_broker::acl::{AclRule, Principal};
-use tern_broker::protocol::topic::parse_filter;
+use tern_broker::acl::{AclError, AclPolicy, AclRule, AclSnapshot};
+use tern_broker::config::DefaultAction;
 
-/// What is wrong with a rule, for the policy's `Accepted` condition.
+pub use tern_broker::acl::RuleProblem as BrokerRuleProblem;
+
+/// What is wrong with a policy's rules, for its `Accepted` condition.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum RuleProblem {
-    /// A topic filter is not a valid MQTT topic filter.
-    #[error("rules[{rule}].topics[{topic}] `{filter}`: {reason}")]
-    InvalidFilter {
+    /// One rule is invalid.
+    #[error("rules[{rule}]: {problem}")]
+    InvalidRule {
         /// Index of the rule.
         rule: usize,
-        /// Index of the filter within the rule.
-        topic: usize,
-        /// The filter as written.
-        filter: String,
-        /// Why it is invalid.
-        reason: String,
+        /// The broker's description of the problem.
+        problem: BrokerRuleProblem,
     },
-    /// `%u` or `%c` shares a topic level with other characters.
-    #[error("rules[{rule}].topics[{topic}] `{filter}`: %u and %c must fill a whole topic level")]
-    PartialPlaceholder {
-        /// Index of the rule.
-        rule: usize,
-        /// Index of the filter within the rule.
-        topic: usize,
-        /// The filter as written.
-        filter: String,
-    },
-    /// A principal names none or several of `username`, `clientId`, `group`.
-    #[error("rules[{rule}].principals[{principal}]: set exactly one of username, clientId, group")]
-    AmbiguousPrincipal {
-        /// Index of the rule.
-        rule: usize,
-        /// Index of the principal within the rule.
-        principal: usize,
-    },
-    /// `maxQos` above 2.
-    #[error("rules[{rule}].maxQos {max_qos}: must be 0, 1 or 2")]
-    InvalidMaxQos {
-        /// Index of the rule.
-        rule: usize,
-        /// The value given.
-        max_qos: u8,
-    },
+    /// The rules were refused as a whole (not expected for a single policy's rules).
+    #[error("{0}")]
+    Refused(String),
 }
 
-/// Checks every rule; the first problem found is returned.
+/// Checks every rule with the broker's ACL compiler; the first problem found is returned.
 pub fn validate_rules(rules: &[AclRule]) -> Result<(), RuleProblem> {
-    for (rule_index, rule) in rules.iter().enumerate() {
-        for (topic_index, filter) in rule.topics.iter().enumerate() {
-            validate_filter(rule_index, topic_index, filter)?;
+    let policy = AclPolicy {
+        name: "policy".into(),
+        rules: rules.to_vec(),
+    };
+    match AclSnapshot::compile(vec![policy], DefaultAction::Deny) {
+        Ok(_) => Ok(()),
+        Err(AclError::InvalidRule { rule, problem, .. }) => {
+            Err(RuleProblem::InvalidRule { rule, problem })
         }
-        for (principal_index, principal) in rule.principals.iter().enumerate() {
-            if fields_set(principal) != 1 {
-                return Err(RuleProblem::AmbiguousPrincipal {
-                    rule: rule_index,
-                    principal: principal_index,
-                });
-            }
-        }
-        if let Some(max_qos) = rule.max_qos.filter(|&qos| qos > 2) {
-            return Err(RuleProblem::InvalidMaxQos {
-                rule: rule_index,
-                max_qos,
-            });
-        }
+        Err(other) => Err(RuleProblem::Refused(other.to_string())),
     }
-    Ok(())
-}
-
-fn validate_filter(rule: usize, topic: usize, filter: &str) -> Result<(), RuleProblem> {
-    let partial_placeholder = filter
-        .split('/')
-        .any(|level| (level.contains("%u") || level.contains("%c")) && level.len() != 2);
-    if partial_placeholder {
-        return Err(RuleProblem::PartialPlaceholder {
-            rule,
-            topic,
-            filter: filter.to_string(),
-        });
-    }
-    parse_filter(filter)
-        .map(|_| ())
-        .map_err(|error| RuleProblem::InvalidFilter {
-            rule,
-            topic,
-            filter: filter.to_string(),
-            reason: error.to_string(),
-        })
-}
-
-fn fields_set(principal: &Principal) -> usize {
-    [
-        principal.username.is_some(),
-        principal.client_id.is_some(),
-        principal.group.is_some(),
-    ]
-    .into_iter()
-    .filter(|&set| set)
-    .count()
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use tern_broker::acl::{Action, Effect};
+    use tern_broker::acl::{Action, Effect, Principal};
 
     fn rule(topics: &[&str]) -> AclRule {
         AclRule {
@@ -132,14 +66,13 @@ mod tests {
     }
 
     #[test]
-    fn a_misplaced_multi_level_wildcard_is_reported_with_its_position() {
+    fn a_misplaced_multi_level_wildcard_is_reported_with_its_rule() {
         let problem = validate_rules(&[rule(&["ok"]), rule(&["a", "a/#/b"])]);
         assert!(matches!(
             problem,
-            Err(RuleProblem::InvalidFilter {
+            Err(RuleProblem::InvalidRule {
                 rule: 1,
-                topic: 1,
-                ..
+                problem: BrokerRuleProblem::InvalidTopic { .. }
             })
         ));
     }
@@ -149,7 +82,10 @@ mod tests {
         let problem = validate_rules(&[rule(&["devices/user-%u"])]);
         assert!(matches!(
             problem,
-            Err(RuleProblem::PartialPlaceholder { .. })
+            Err(RuleProblem::InvalidRule {
+                problem: BrokerRuleProblem::PartialPlaceholder { .. },
+                ..
+            })
         ));
     }
 
@@ -163,7 +99,26 @@ mod tests {
         });
         assert!(matches!(
             validate_rules(&[with_principal]),
-            Err(RuleProblem::AmbiguousPrincipal { .. })
+            Err(RuleProblem::InvalidRule {
+                problem: BrokerRuleProblem::PrincipalFieldCount { .. },
+                ..
+            })
+        ));
+    }
+
+    /// A rule only the broker's compiler refuses: the operator must not accept it, or the
+    /// broker would refuse the cluster's whole policies file.
+    #[test]
+    fn max_qos_on_a_deny_rule_is_refused_as_the_broker_would() {
+        let mut deny = rule(&["a"]);
+        deny.effect = Effect::Deny;
+        deny.max_qos = Some(1);
+        assert!(matches!(
+            validate_rules(&[deny]),
+            Err(RuleProblem::InvalidRule {
+                problem: BrokerRuleProblem::AllowOnlyField(_),
+                ..
+            })
         ));
     }
 }
