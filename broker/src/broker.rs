@@ -283,7 +283,7 @@ impl Broker {
         for (session, delivery) in self.publish(message, &mut routes) {
             session.state.lock().outbound.push_unbounded(delivery);
             self.metrics.queued_messages.inc();
-            session.wake.notify_one();
+            session.wake.wake();
         }
     }
 
@@ -309,7 +309,7 @@ impl Broker {
             Enqueued::Queued => {
                 self.metrics.queued_messages.inc();
                 if online {
-                    session.wake.notify_one();
+                    session.wake.wake();
                 }
                 None
             }
@@ -404,7 +404,7 @@ impl Broker {
         }
         drop(state);
         self.metrics.queued_messages.add(queued);
-        session.wake.notify_one();
+        session.wake.wake();
     }
 
     /// Removes a subscription; returns whether it existed.

@@ -406,9 +406,22 @@ pub fn rss_kib_of(pid: u32) -> anyhow::Result<u64> {
 }
 
 /// A TCP port on 127.0.0.1 that was free a moment ago (bind port 0, read it, release it).
+///
+/// The kernel may hand the same ephemeral port out again once it is released, so ports given
+/// to earlier callers in this process are skipped: two ports asked for by one test (say a
+/// listener's and the metrics port) are always distinct.
 pub fn free_port() -> anyhow::Result<u16> {
-    let listener = TcpListener::bind("127.0.0.1:0").context("binding an ephemeral port")?;
-    Ok(listener.local_addr()?.port())
+    static HANDED_OUT: std::sync::Mutex<Vec<u16>> = std::sync::Mutex::new(Vec::new());
+    for _ in 0..64 {
+        let listener = TcpListener::bind("127.0.0.1:0").context("binding an ephemeral port")?;
+        let port = listener.local_addr()?.port();
+        let mut handed_out = HANDED_OUT.lock().unwrap_or_else(|e| e.into_inner());
+        if !handed_out.contains(&port) {
+            handed_out.push(port);
+            return Ok(port);
+        }
+    }
+    anyhow::bail!("no fresh ephemeral port after 64 attempts")
 }
 
 /// Raises the soft RLIMIT_NOFILE to `wanted`, capped at the hard limit. Async-signal-safe.

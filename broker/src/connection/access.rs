@@ -27,10 +27,9 @@ impl ConnectionAcl {
     }
 }
 
-impl<R, W> Connection<R, W>
+impl<S> Connection<S>
 where
-    R: AsyncRead + Unpin,
-    W: AsyncWrite + Unpin,
+    S: AsyncRead + AsyncWrite + Unpin,
 {
     /// The client's ACL as of the live configuration.
     fn acl(&mut self) -> &ClientAcl {

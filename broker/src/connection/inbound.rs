@@ -1,6 +1,7 @@
 //! What the broker does with each packet a client sends.
 
 use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use futures_util::future::BoxFuture;
@@ -16,10 +17,9 @@ use crate::protocol::{
     Subscribe, SubscriptionOptions, UnsubAck, Unsubscribe,
 };
 
-impl<R, W> Connection<R, W>
+impl<S> Connection<S>
 where
-    R: AsyncRead + Unpin,
-    W: AsyncWrite + Unpin,
+    S: AsyncRead + AsyncWrite + Unpin,
 {
     /// Handles one decoded packet; an `Err` ends the connection.
     pub(super) fn handle_packet(&mut self, packet: Packet) -> Result<(), Exit> {
@@ -188,12 +188,13 @@ where
                 .paused
                 .store(true, std::sync::atomic::Ordering::Relaxed);
             let timeout = self.broker.config().config.limits.backpressure_timeout;
-            self.stalled = Some(Stalled {
+            self.stalled = Some(Box::new(Stalled {
                 blocked,
                 packet_id,
                 qos,
                 deadline: Instant::now() + Duration::from_secs(u64::from(timeout)),
-            });
+                wait: None,
+            }));
         }
         Ok(())
     }
@@ -227,10 +228,25 @@ where
         }
     }
 
+    /// Polls the stalled publish's wait for queue space (creating it on first use); ready when
+    /// a blocked subscriber may have room again or the stall deadline has passed.
+    pub(super) fn poll_space(&mut self, cx: &mut Context<'_>) -> Poll<()> {
+        let wait = match self.stalled.as_ref().map(|stalled| stalled.wait.is_none()) {
+            None => return Poll::Ready(()),
+            Some(true) => Some(self.wait_for_space()),
+            Some(false) => None,
+        };
+        let stalled = self.stalled.as_mut().expect("checked above");
+        if let Some(wait) = wait {
+            stalled.wait = Some(wait);
+        }
+        stalled.wait.as_mut().expect("set above").as_mut().poll(cx)
+    }
+
     /// A future that completes when any blocked subscriber may have room again, or at the
     /// stall deadline. It registers for the wake-up before re-checking, so a notification sent
     /// in between is not lost.
-    pub(super) fn wait_for_space(&self) -> BoxFuture<'static, ()> {
+    fn wait_for_space(&self) -> BoxFuture<'static, ()> {
         let stalled = self.stalled.as_ref().expect("called only while stalled");
         let target = stalled.blocked[0].0.clone();
         let deadline = stalled.deadline;
@@ -272,6 +288,7 @@ where
             return Ok(());
         }
         if Instant::now() < stalled.deadline {
+            stalled.wait = None;
             self.stalled = Some(stalled);
             return Ok(());
         }

@@ -13,16 +13,17 @@ mod io;
 mod outbound;
 
 use std::collections::HashMap;
+use std::future::{poll_fn, Future};
 use std::net::SocketAddr;
-use std::pin::pin;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use bytes::BytesMut;
 use bytestring::ByteString;
 use futures_util::future::BoxFuture;
-use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadHalf, WriteHalf};
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use tokio::time::Instant;
 use tracing::{debug, info};
 
@@ -34,12 +35,16 @@ use crate::protocol::{
     decode, encode, Connect, Disconnect, Packet, ProtocolVersion, QoS, ReasonCode,
 };
 use crate::router::Route;
-use crate::session::SessionRef;
+use crate::session::{SessionRef, WakeState};
 
 pub use handshake::ClientLimits;
 
 /// Stop filling the write buffer past this many bytes until the socket takes them.
 const WRITE_HIGH_WATER: usize = 64 * 1024;
+
+/// Event-loop turns one poll may take before yielding to other tasks, so that a connection
+/// kept busy by a stream of incoming messages cannot monopolise a worker thread.
+const MAX_TURNS_PER_POLL: usize = 32;
 
 /// Why the event loop ended; decides what is sent before closing and whether the will goes out.
 #[derive(Debug, Clone, PartialEq)]
@@ -65,6 +70,8 @@ struct Stalled {
     packet_id: u16,
     qos: QoS,
     deadline: Instant,
+    /// Completes when a blocked subscriber may have room, or at the deadline.
+    wait: Option<BoxFuture<'static, ()>>,
 }
 
 /// Topic alias maps of one connection (aliases never outlive it).
@@ -77,15 +84,14 @@ struct TopicAliases {
 }
 
 /// Everything one connection owns.
-struct Connection<R, W> {
+struct Connection<S> {
     broker: Arc<Broker>,
     session: SessionRef,
     generation: u64,
     version: ProtocolVersion,
     listener: Arc<str>,
     peer: SocketAddr,
-    reader: R,
-    writer: W,
+    stream: S,
     read_buf: BytesMut,
     write_buf: BytesMut,
     /// Bytes were written but the transport not yet flushed (see [`io::write_some`]).
@@ -99,7 +105,8 @@ struct Connection<R, W> {
     identity: Arc<ClientIdentity>,
     /// What the ACL lets this client do.
     acl: access::ConnectionAcl,
-    stalled: Option<Stalled>,
+    /// A publish held back by backpressure (rare, so boxed).
+    stalled: Option<Box<Stalled>>,
     routes: Vec<Route<SessionRef>>,
 }
 
@@ -116,52 +123,58 @@ pub struct ClientOrigin {
 
 /// Serves one accepted stream (TCP, TLS or WebSocket) until it closes.
 ///
-/// The handshake and the teardown run as boxed futures: an async fn's state is as large as its
-/// largest phase, and their timers would otherwise stay part of every idle connection.
-pub async fn serve<S>(stream: S, origin: ClientOrigin, broker: Arc<Broker>)
+/// This future is most of what an idle connection's task holds, so it is kept to a few
+/// pointers: the handshake (with the stream and origin it consumes) is boxed before the
+/// returned future is built — an async fn would keep its arguments' space for its whole life —
+/// and the teardown is boxed when it starts. The connection itself lives in one box.
+pub fn serve<S>(
+    stream: S,
+    origin: ClientOrigin,
+    broker: Arc<Broker>,
+) -> impl Future<Output = ()> + Send + 'static
 where
     S: AsyncRead + AsyncWrite + Send + Unpin + 'static,
 {
-    let Some(mut connection) = Box::pin(handshake(stream, origin, broker)).await else {
-        return;
-    };
-    connection.broker.metrics.connections_current.inc();
-    let listener_gauge = connection
-        .broker
-        .metrics
-        .listener_connections
-        .with_label_values(&[&*connection.listener]);
-    listener_gauge.inc();
-    let exit = connection.run().await;
-    Box::pin(connection.finish(exit)).await;
-    listener_gauge.dec();
+    let handshake = Box::pin(handshake(stream, origin, broker));
+    async move {
+        let Some(mut connection) = handshake.await else {
+            return;
+        };
+        connection.broker.metrics.connections_current.inc();
+        let listener_gauge = connection
+            .broker
+            .metrics
+            .listener_connections
+            .with_label_values(&[&*connection.listener]);
+        listener_gauge.inc();
+        let exit = connection.run().await;
+        Box::pin(connection.finish(exit)).await;
+        listener_gauge.dec();
+    }
 }
 
 /// Reads CONNECT and answers it; `None` if the connection was refused or went away.
 async fn handshake<S>(
-    stream: S,
+    mut stream: S,
     origin: ClientOrigin,
     broker: Arc<Broker>,
-) -> Option<Box<Connection<ReadHalf<S>, WriteHalf<S>>>>
+) -> Option<Box<Connection<S>>>
 where
     S: AsyncRead + AsyncWrite + Send + Unpin + 'static,
 {
-    let (mut reader, mut writer) = tokio::io::split(stream);
     let mut read_buf = BytesMut::new();
-    let connect = read_connect(&broker, &mut reader, &mut writer, &mut read_buf).await?;
-    accept(broker, connect, origin, reader, writer, read_buf).await
+    let connect = read_connect(&broker, &mut stream, &mut read_buf).await?;
+    accept(broker, connect, origin, stream, read_buf).await
 }
 
 /// Reads the first packet, which must be CONNECT, within the connect timeout.
-async fn read_connect<R, W>(
+async fn read_connect<S>(
     broker: &Broker,
-    reader: &mut R,
-    writer: &mut W,
+    stream: &mut S,
     read_buf: &mut BytesMut,
 ) -> Option<Box<Connect>>
 where
-    R: AsyncRead + Unpin,
-    W: AsyncWrite + Unpin,
+    S: AsyncRead + AsyncWrite + Unpin,
 {
     let limits = broker.config().config.limits.clone();
     let deadline = Instant::now() + Duration::from_secs(u64::from(limits.connect_timeout));
@@ -184,8 +197,8 @@ where
                     let ack = Packet::ConnAck(handshake::refusal(reason));
                     if encode(&ack, ProtocolVersion::V311, &mut out).is_ok() {
                         let answer = async {
-                            writer.write_all(&out).await?;
-                            writer.shutdown().await
+                            stream.write_all(&out).await?;
+                            stream.shutdown().await
                         };
                         let _ = tokio::time::timeout(Duration::from_secs(1), answer).await;
                     }
@@ -193,7 +206,7 @@ where
                 return None;
             }
         }
-        match tokio::time::timeout_at(deadline, io::read_some(reader, read_buf)).await {
+        match tokio::time::timeout_at(deadline, io::read_some(stream, read_buf)).await {
             Ok(Ok(n)) if n > 0 => broker.metrics.bytes_received.inc_by(n as u64),
             _ => return None,
         }
@@ -201,17 +214,15 @@ where
 }
 
 /// Applies the CONNECT: negotiates terms, authenticates, opens the session and sends CONNACK.
-async fn accept<R, W>(
+async fn accept<S>(
     broker: Arc<Broker>,
     connect: Box<Connect>,
     origin: ClientOrigin,
-    reader: R,
-    mut writer: W,
+    mut stream: S,
     read_buf: BytesMut,
-) -> Option<Box<Connection<R, W>>>
+) -> Option<Box<Connection<S>>>
 where
-    R: AsyncRead + Unpin,
-    W: AsyncWrite + Unpin,
+    S: AsyncRead + AsyncWrite + Unpin,
 {
     let version = connect.protocol_version;
     let limits = broker.config().config.limits.clone();
@@ -252,8 +263,8 @@ where
         Ok(accepted) => accepted,
         Err(refusal) => {
             let answer = async {
-                writer.write_all(&refusal).await?;
-                writer.shutdown().await
+                stream.write_all(&refusal).await?;
+                stream.shutdown().await
             };
             let _ = tokio::time::timeout(Duration::from_secs(1), answer).await;
             return None;
@@ -287,8 +298,7 @@ where
         version,
         listener,
         peer,
-        reader,
-        writer,
+        stream,
         read_buf,
         write_buf: BytesMut::new(),
         unflushed: false,
@@ -363,74 +373,94 @@ async fn authenticate(
     result
 }
 
-impl<R, W> Connection<R, W>
+impl<S> Connection<S>
 where
-    R: AsyncRead + Unpin,
-    W: AsyncWrite + Unpin,
+    S: AsyncRead + AsyncWrite + Unpin,
 {
     /// The event loop. Returns why it ended.
     ///
-    /// Deliberately small in what it keeps across iterations: one wake-up registration, the
-    /// read or write in progress, and (rarely) a stalled publish. Keep alive is checked by the
-    /// broker's sweeper, shutdown arrives as a kick.
+    /// Written as a poll function over the connection's own fields rather than a `select!` of
+    /// futures: the task then keeps no future of its own across iterations (no wait on the
+    /// session, no read or write in progress), so an idle connection's task is a pointer to
+    /// this struct. Keep alive is checked by the broker's sweeper, shutdown arrives as a kick.
     async fn run(&mut self) -> Exit {
-        let session = self.session.clone();
-        let mut woken = pin!(session.wake.notified());
-        let mut space_wait: Option<BoxFuture<'static, ()>> = None;
         if self.broker.shutdown.is_cancelled() {
             return Exit::Shutdown;
         }
-        loop {
-            if let Some(reason) = session.kicked(self.generation) {
-                match reason {
-                    ReasonCode::ServerShuttingDown => return Exit::Shutdown,
-                    ReasonCode::KeepAliveTimeout => return Exit::KeepAliveTimeout,
-                    reason => return Exit::Kicked(reason),
-                }
+        poll_fn(|cx| self.poll_run(cx)).await
+    }
+
+    /// One turn of the event loop: works until nothing can make progress (every source has
+    /// registered the task's waker) or the connection must end.
+    fn poll_run(&mut self, cx: &mut Context<'_>) -> Poll<Exit> {
+        for _ in 0..MAX_TURNS_PER_POLL {
+            if let Some(reason) = self.session.kicked(self.generation) {
+                return Poll::Ready(match reason {
+                    ReasonCode::ServerShuttingDown => Exit::Shutdown,
+                    ReasonCode::KeepAliveTimeout => Exit::KeepAliveTimeout,
+                    reason => Exit::Kicked(reason),
+                });
             }
+            let mut progressed = match self.session.wake.poll(self.generation, cx) {
+                WakeState::Superseded => {
+                    return Poll::Ready(Exit::Kicked(ReasonCode::SessionTakenOver))
+                }
+                WakeState::Woken => true,
+                WakeState::Waiting => false,
+            };
             self.drain_session();
-            if self.stalled.is_some() && space_wait.is_none() {
-                space_wait = Some(self.wait_for_space());
+            if self.stalled.is_some() && self.poll_space(cx).is_ready() {
+                if let Err(exit) = self.retry_stalled() {
+                    return Poll::Ready(exit);
+                }
+                progressed = true;
             }
-            let can_read = self.stalled.is_none();
-            let can_write = !self.write_buf.is_empty() || self.unflushed;
-            tokio::select! {
-                biased;
-                written = io::write_some(&mut self.writer, &mut self.write_buf, &mut self.unflushed), if can_write => {
-                    match written {
-                        Ok(io::Written::Closed) | Err(_) => return Exit::Closed,
-                        Ok(io::Written::Flushed) => {}
-                        Ok(io::Written::Bytes(n)) => {
-                            self.broker.metrics.bytes_sent.inc_by(n as u64);
-                            if self.write_buf.is_empty() && self.write_buf.capacity() > 4 * WRITE_HIGH_WATER {
-                                self.write_buf = BytesMut::new();
-                            }
+            if !self.write_buf.is_empty() || self.unflushed {
+                match io::poll_write_some(
+                    &mut self.stream,
+                    &mut self.write_buf,
+                    &mut self.unflushed,
+                    cx,
+                ) {
+                    Poll::Ready(Ok(io::Written::Closed) | Err(_)) => {
+                        return Poll::Ready(Exit::Closed)
+                    }
+                    Poll::Ready(Ok(io::Written::Bytes(n))) => {
+                        self.broker.metrics.bytes_sent.inc_by(n as u64);
+                        if self.write_buf.is_empty()
+                            && self.write_buf.capacity() > 4 * WRITE_HIGH_WATER
+                        {
+                            self.write_buf = BytesMut::new();
                         }
+                        progressed = true;
                     }
+                    Poll::Ready(Ok(io::Written::Flushed)) | Poll::Pending => {}
                 }
-                read = io::read_some(&mut self.reader, &mut self.read_buf), if can_read => {
-                    match read {
-                        Ok(0) | Err(_) => return Exit::Closed,
-                        Ok(n) => {
-                            self.broker.metrics.bytes_received.inc_by(n as u64);
-                            self.session.keep_alive.last_packet_ms.store(self.broker.clock_ms(), Ordering::Relaxed);
-                            if let Err(exit) = self.process_read_buffer() {
-                                return exit;
-                            }
+            }
+            if self.stalled.is_none() {
+                match io::poll_read_some(&mut self.stream, &mut self.read_buf, cx) {
+                    Poll::Ready(Ok(0) | Err(_)) => return Poll::Ready(Exit::Closed),
+                    Poll::Ready(Ok(n)) => {
+                        self.broker.metrics.bytes_received.inc_by(n as u64);
+                        self.session
+                            .keep_alive
+                            .last_packet_ms
+                            .store(self.broker.clock_ms(), Ordering::Relaxed);
+                        if let Err(exit) = self.process_read_buffer() {
+                            return Poll::Ready(exit);
                         }
+                        progressed = true;
                     }
+                    Poll::Pending => {}
                 }
-                _ = &mut woken => {
-                    woken.set(session.wake.notified());
-                }
-                _ = async { space_wait.as_mut().expect("guarded").await }, if space_wait.is_some() => {
-                    space_wait = None;
-                    if let Err(exit) = self.retry_stalled() {
-                        return exit;
-                    }
-                }
+            }
+            if !progressed {
+                return Poll::Pending;
             }
         }
+        // Busy for a while: let other tasks run, then continue.
+        cx.waker().wake_by_ref();
+        Poll::Pending
     }
 
     /// Decodes and handles every complete packet in the read buffer.
@@ -486,10 +516,10 @@ where
             self.send(&Packet::Disconnect(Disconnect::with_reason(reason)));
         }
         if !self.write_buf.is_empty() && exit != Exit::Closed {
-            let flush = self.writer.write_all(&self.write_buf);
+            let flush = self.stream.write_all(&self.write_buf);
             let _ = tokio::time::timeout(Duration::from_secs(2), flush).await;
         }
-        let _ = tokio::time::timeout(Duration::from_secs(1), self.writer.shutdown()).await;
+        let _ = tokio::time::timeout(Duration::from_secs(1), self.stream.shutdown()).await;
 
         let publish_will = match exit {
             Exit::ClientDisconnect { publish_will } => publish_will,

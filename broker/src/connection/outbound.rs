@@ -20,10 +20,9 @@ enum Encoded {
     Dropped(DropReason),
 }
 
-impl<R, W> Connection<R, W>
+impl<S> Connection<S>
 where
-    R: AsyncRead + Unpin,
-    W: AsyncWrite + Unpin,
+    S: AsyncRead + AsyncWrite + Unpin,
 {
     /// Moves as many queued messages as the inflight window and the write buffer allow from
     /// the session into the write buffer, and wakes publishers waiting for queue space.

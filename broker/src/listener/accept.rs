@@ -1,10 +1,12 @@
 //! From an accepted TCP socket to an MQTT byte stream: the TLS handshake and WebSocket upgrade a
 //! listener asks for, each within the connect timeout, then the connection proper.
 
+use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use futures_util::future::Either;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
 use tokio_rustls::TlsAcceptor;
@@ -21,16 +23,18 @@ use crate::connection::{self, ClientOrigin};
 /// certificate rotated by a reload applies to this handshake while open connections keep the
 /// session they negotiated.
 ///
-/// An async fn is as large as its largest state, and every client's task is this one. A plain
-/// MQTT client — the common case — is therefore served inline, and TLS and WebSocket clients
-/// through a boxed future of their own: a rustls handshake alone is over ten kilobytes, which
-/// every idle plain client would otherwise carry for its whole life.
-pub async fn serve_socket(
+/// The returned future is every client's task, so it is kept small: the decisions that need
+/// the listener's configuration are made here, before the future exists, rather than in an
+/// async fn that would carry its arguments for the connection's whole life. A plain MQTT
+/// client — the common case — is served by the connection's own small future; TLS and
+/// WebSocket clients through a boxed future: a rustls handshake alone is over ten kilobytes,
+/// which every idle plain client would otherwise carry.
+pub fn serve_socket(
     stream: TcpStream,
     peer: SocketAddr,
-    config: ListenerConfig,
+    config: &ListenerConfig,
     broker: Arc<Broker>,
-) {
+) -> impl Future<Output = ()> + Send + 'static {
     let _ = stream.set_nodelay(true);
     let live = broker.config();
     let tls = config.tls.as_ref().and(live.tls.get(&config.name).cloned());
@@ -45,14 +49,16 @@ pub async fn serve_socket(
         peer_certificate: None,
     };
     if tls.is_none() && config.protocol == ListenerProtocol::Mqtt {
-        drop(config);
-        connection::serve(stream, origin, broker).await;
-        return;
+        return Either::Left(connection::serve(stream, origin, broker));
     }
-    Box::pin(serve_upgraded(
-        stream, tls, origin, config, settings, broker,
-    ))
-    .await
+    Either::Right(Box::pin(serve_upgraded(
+        stream,
+        tls,
+        origin,
+        config.clone(),
+        settings,
+        broker,
+    )))
 }
 
 /// Handshake limits taken from the live configuration when the client arrived.
@@ -146,10 +152,10 @@ mod tests {
         let config = BrokerConfig::embedded_default().listeners.remove(0);
         let peer = client.local_addr().unwrap();
 
-        let task = serve_socket(client, peer, config, broker);
+        let task = serve_socket(client, peer, &config, broker);
 
         assert!(
-            std::mem::size_of_val(&task) <= 1024,
+            std::mem::size_of_val(&task) <= 64,
             "{} bytes",
             std::mem::size_of_val(&task)
         );

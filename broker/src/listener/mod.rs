@@ -258,14 +258,8 @@ async fn accept_loop(
                 broker.metrics.connections_accepted.inc();
                 // The listener's settings as of now: a reload may have changed its protocol,
                 // path or TLS material since the socket was bound.
-                let Some(config) = broker
-                    .config()
-                    .config
-                    .listeners
-                    .iter()
-                    .find(|l| l.name == name)
-                    .cloned()
-                else {
+                let live = broker.config();
+                let Some(config) = live.config.listeners.iter().find(|l| l.name == name) else {
                     continue;
                 };
                 connections.spawn(accept::serve_socket(stream, peer, config, broker.clone()));

@@ -7,6 +7,7 @@
 //! it, and the old connection, seeing it no longer owns the session, stops touching it.
 
 mod queue;
+mod wake;
 
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, Ordering};
@@ -22,6 +23,7 @@ use crate::protocol::{ReasonCode, SubscriptionOptions};
 use crate::router::Subscriber;
 
 pub use queue::{Enqueued, Inflight, InflightStage, OutboundQueue};
+pub use wake::{ConnectionWaker, WakeState};
 
 /// A subscription as the session remembers it (the router holds the matching structure).
 #[derive(Debug, Clone, PartialEq)]
@@ -67,7 +69,7 @@ pub struct Session {
     online: AtomicBool,
     /// Wakes the owning connection: messages were queued, or it was asked to close (see
     /// [`Session::kicked`]). One signal for both keeps an idle connection to a single waiter.
-    pub wake: Notify,
+    pub wake: ConnectionWaker,
     /// Woken when queue space was freed and a publisher is waiting for it.
     pub space: Notify,
     kicked_generation: AtomicU64,
@@ -108,7 +110,7 @@ impl Session {
             client_id,
             state: Mutex::new(SessionState::default()),
             online: AtomicBool::new(false),
-            wake: Notify::new(),
+            wake: ConnectionWaker::default(),
             space: Notify::new(),
             kicked_generation: AtomicU64::new(0),
             kick_reason: AtomicU8::new(0),
@@ -130,7 +132,7 @@ impl Session {
     pub fn kick(&self, generation: u64, reason: ReasonCode) {
         self.kick_reason.store(reason.as_u8(), Ordering::Release);
         self.kicked_generation.store(generation, Ordering::Release);
-        self.wake.notify_one();
+        self.wake.wake();
     }
 
     /// The reason the connection of `generation` was asked to close, if it was.
