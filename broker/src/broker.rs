@@ -441,7 +441,7 @@ impl Broker {
     pub fn kick_listener(&self, name: &str, reason: ReasonCode) {
         for session in self.online_sessions() {
             let state = session.state.lock();
-            if state.listener.as_deref() == Some(name) {
+            if state.client.as_ref().is_some_and(|c| &*c.listener == name) {
                 session.kick(state.generation, reason);
             }
         }

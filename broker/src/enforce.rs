@@ -24,7 +24,7 @@ use crate::broker::Broker;
 use crate::metrics::DropReason;
 use crate::protocol::topic::parse_filter;
 use crate::protocol::SubscriptionOptions;
-use crate::session::{Session, SessionRef};
+use crate::session::{ConnectedClient, Session, SessionRef};
 
 /// What re-checking the sessions against a new ACL changed.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
@@ -41,16 +41,14 @@ pub struct AclEnforcement {
 pub fn refresh_identities(broker: &Broker, new_auth: &Authenticator) {
     for session in broker.all_sessions() {
         let mut state = session.state.lock();
-        let (Some(authenticated), Some(identity)) = (&state.authenticated, &state.identity) else {
+        let Some(client) = &state.client else {
             continue;
         };
-        let groups = new_auth.current_groups(authenticated);
-        if groups != identity.groups {
-            let updated = ClientIdentity {
-                groups,
-                ..ClientIdentity::clone(identity)
-            };
-            state.identity = Some(Arc::new(updated));
+        let groups = new_auth.current_groups(&client.authenticated);
+        if groups != client.identity.groups {
+            let mut updated = ConnectedClient::clone(client);
+            updated.identity.groups = groups;
+            state.client = Some(Arc::new(updated));
         }
     }
 }
@@ -65,7 +63,7 @@ pub fn enforce_auth(broker: &Broker) -> usize {
             continue;
         }
         let state = session.state.lock();
-        let Some(authenticated) = &state.authenticated else {
+        let Some(authenticated) = state.client.as_ref().map(|client| &client.authenticated) else {
             continue;
         };
         if let Some(reason) = authenticator.recheck(authenticated).disconnect_reason() {
@@ -87,10 +85,11 @@ pub fn enforce_acl(broker: &Broker) -> AclEnforcement {
     let acl = Arc::clone(&broker.config().acl);
     let mut outcome = AclEnforcement::default();
     for session in broker.all_sessions() {
-        let Some(identity) = session.state.lock().identity.clone() else {
+        let Some(client) = session.state.lock().client.clone() else {
             continue;
         };
-        let view = acl.shared_view(&identity);
+        let identity = &client.identity;
+        let view = acl.shared_view(identity);
         if view.allows_everything() {
             continue;
         }
@@ -110,7 +109,7 @@ pub fn enforce_acl(broker: &Broker) -> AclEnforcement {
                     broker.unsubscribe(&session, &filter);
                     broker.metrics.acl_revoked_subscriptions.inc();
                     outcome.revoked_subscriptions += 1;
-                    log_revocation(&identity, &filter);
+                    log_revocation(identity, &filter);
                 }
                 Some(granted) if granted < options.qos => {
                     let downgraded = SubscriptionOptions {

@@ -72,10 +72,20 @@ impl Setup {
     }
 
     fn volume(&self, users: &[(&str, &str)], acl_extra: &str) -> Vec<VolumeFile> {
+        self.volume_with_auth(users, acl_extra, "")
+    }
+
+    /// The volume with `auth_extra` (say `, groups: {...}`) added to the `auth` section.
+    fn volume_with_auth(
+        &self,
+        users: &[(&str, &str)],
+        acl_extra: &str,
+        auth_extra: &str,
+    ) -> Vec<VolumeFile> {
         let yaml = format!(
             "listeners: [ {{ name: mqtt, port: {}, bind: 127.0.0.1 }} ]\n\
              metrics: {{ bind: 127.0.0.1, port: {} }}\n\
-             auth: {{ allowAnonymous: false, passwordFile: users/passwd }}\n\
+             auth: {{ allowAnonymous: false, passwordFile: users/passwd{auth_extra} }}\n\
              acl: {{ defaultAction: deny, files: [acl/policies.yaml] }}\n\
              reload: {{ debounceMillis: 50 }}\n",
             self.port, self.metrics
@@ -236,6 +246,30 @@ async fn a_loosened_acl_allows_what_it_refused_before() {
     assert_eq!(
         alice.subscribe("alerts/#", QoS::AtLeastOnce).await,
         ReasonCode::Success
+    );
+}
+
+/// A reload that puts a connected user into a group gives it that group's rights at once, on
+/// the same connection.
+#[tokio::test]
+async fn a_group_membership_added_by_a_reload_applies_to_a_connected_client() {
+    let setup = Setup::new();
+    let users = [("alice", "a")];
+    let ops = "- name: ops\n  rules:\n    - { effect: Allow, principals: [ { group: ops } ], actions: [publish], topics: [\"ops/#\"] }\n";
+    let mut broker = setup.start(&users, ops);
+    let mut alice = setup.connected("alice", "a").await;
+    let before = alice
+        .publish_with(publish_packet("ops/restart", "1", QoS::AtLeastOnce))
+        .await;
+
+    broker.apply(&setup.volume_with_auth(&users, ops, ", groups: { ops: [alice] }"));
+    let after = alice
+        .publish_with(publish_packet("ops/restart", "2", QoS::AtLeastOnce))
+        .await;
+
+    assert_eq!(
+        (before, after),
+        (ReasonCode::NotAuthorized, ReasonCode::Success)
     );
 }
 

@@ -35,7 +35,17 @@ where
     fn acl(&mut self) -> &ClientAcl {
         let live = self.broker.config();
         if !Arc::ptr_eq(&live.acl, &self.acl.source) {
-            self.acl = ConnectionAcl::new(&live.acl, &self.identity);
+            // The session's record, not the connection's: a reload may have refreshed the
+            // client's groups there (unless a newer connection owns the session by now).
+            let current = {
+                let state = self.session.state.lock();
+                state
+                    .client
+                    .clone()
+                    .filter(|_| state.generation == self.generation)
+            };
+            let connected = current.unwrap_or_else(|| Arc::clone(&self.connected));
+            self.acl = ConnectionAcl::new(&live.acl, &connected.identity);
         }
         &self.acl.view
     }

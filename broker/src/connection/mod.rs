@@ -35,7 +35,7 @@ use crate::protocol::{
     decode, encode, Connect, Disconnect, Packet, ProtocolVersion, QoS, ReasonCode,
 };
 use crate::router::Route;
-use crate::session::{SessionRef, WakeState};
+use crate::session::{ConnectedClient, SessionRef, WakeState};
 
 pub use handshake::ClientLimits;
 
@@ -89,8 +89,8 @@ struct Connection<S> {
     session: SessionRef,
     generation: u64,
     version: ProtocolVersion,
-    listener: Arc<str>,
-    peer: SocketAddr,
+    /// Who the client is and where it came from (the session holds the same record).
+    connected: Arc<ConnectedClient>,
     stream: S,
     read_buf: BytesMut,
     write_buf: BytesMut,
@@ -100,9 +100,7 @@ struct Connection<S> {
     /// Topic aliases in both directions; allocated on first use (most clients use none).
     aliases: Option<Box<TopicAliases>>,
     /// The will, already copied out of the read buffer, and its delay in seconds.
-    will: Option<(Box<Message>, u32)>,
-    /// Who the client is, for ACL principals and placeholders.
-    identity: Arc<ClientIdentity>,
+    will: Option<Box<(Message, u32)>>,
     /// What the ACL lets this client do.
     acl: access::ConnectionAcl,
     /// A publish held back by backpressure (rare, so boxed).
@@ -145,7 +143,7 @@ where
             .broker
             .metrics
             .listener_connections
-            .with_label_values(&[&*connection.listener]);
+            .with_label_values(&[&*connection.connected.listener]);
         listener_gauge.inc();
         let exit = connection.run().await;
         Box::pin(connection.finish(exit)).await;
@@ -278,26 +276,25 @@ where
         terms.session_expiry,
     );
     debug!(%peer, client_id = %terms.client_id, ?version, method = authenticated.method.label(), session_present = opened.session_present, "client connected");
-    let identity = Arc::new(ClientIdentity {
-        username: authenticated.username.clone(),
-        client_id: terms.client_id.to_string(),
-        groups: authenticated.groups.clone(),
+    let connected = Arc::new(ConnectedClient {
+        identity: ClientIdentity {
+            username: authenticated.username.clone(),
+            client_id: terms.client_id.to_string(),
+            groups: authenticated.groups.clone(),
+        },
+        authenticated,
+        listener,
+        peer,
     });
-    {
-        let mut state = opened.session.state.lock();
-        state.listener = Some(listener.clone());
-        state.identity = Some(identity.clone());
-        state.authenticated = Some(Arc::new(authenticated));
-    }
-    let acl = access::ConnectionAcl::new(&broker.config().acl, &identity);
+    opened.session.state.lock().client = Some(Arc::clone(&connected));
+    let acl = access::ConnectionAcl::new(&broker.config().acl, &connected.identity);
     let connack = handshake::connack(&connect, &terms, &limits, opened.session_present);
     let connect = *connect;
     let mut connection = Box::new(Connection {
         session: SessionRef(opened.session),
         generation: opened.generation,
         version,
-        listener,
-        peer,
+        connected,
         stream,
         read_buf,
         write_buf: BytesMut::new(),
@@ -306,12 +303,11 @@ where
         aliases: None,
         will: connect.will.map(|will| {
             let delay = will.properties.will_delay_interval.unwrap_or(0);
-            (
-                Box::new(Message::from_will(will, 0, std::time::Instant::now())),
+            Box::new((
+                Message::from_will(will, 0, std::time::Instant::now()),
                 delay,
-            )
+            ))
         }),
-        identity,
         acl,
         stalled: None,
         routes: Vec::new(),
@@ -506,10 +502,10 @@ where
                     .protocol_errors
                     .with_label_values(&[&format!("{reason:?}")])
                     .inc();
-                info!(peer = %self.peer, client_id = %self.session.client_id, %reason, %message, "closing connection: protocol error");
+                info!(peer = %self.connected.peer, client_id = %self.session.client_id, %reason, %message, "closing connection: protocol error");
             }
             other => {
-                debug!(peer = %self.peer, client_id = %self.session.client_id, exit = ?other, "connection closing")
+                debug!(peer = %self.connected.peer, client_id = %self.session.client_id, exit = ?other, "connection closing")
             }
         }
         if let (true, Some(reason)) = (v5, goodbye) {
@@ -526,9 +522,10 @@ where
             Exit::Shutdown => false,
             _ => true,
         };
-        if let (true, Some((will, delay))) = (publish_will, self.will.take()) {
+        if let (true, Some(will)) = (publish_will, self.will.take()) {
+            let (will, delay) = *will;
             if self.may_publish(&will.topic, will.qos, will.retain) {
-                self.publish_will(*will, delay);
+                self.publish_will(will, delay);
             }
         }
         self.broker.metrics.connections_current.dec();

@@ -9,7 +9,8 @@
 mod queue;
 mod wake;
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
+use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, Ordering};
 use std::sync::Arc;
 
@@ -43,18 +44,69 @@ pub struct SessionState {
     pub outbound: OutboundQueue,
     /// QoS 2 packet ids received and acknowledged with PUBREC, awaiting PUBREL. A duplicate
     /// PUBLISH with one of these ids is not routed again.
-    pub incoming_qos2: HashSet<u16>,
+    pub incoming_qos2: PacketIdSet,
     /// Session Expiry Interval in seconds (`u32::MAX` = never).
     pub expiry_interval: u32,
     /// Generation of the connection that owns the session; bumped on every (re)connect.
     pub generation: u64,
-    /// Listener of the connection that owns (or last owned) the session.
-    pub listener: Option<Arc<str>>,
-    /// Who the client of the session authenticated as (at its last connect), so that a
-    /// reload can re-check its subscriptions and queued messages against a new ACL.
-    pub identity: Option<Arc<ClientIdentity>>,
-    /// What admitted the client at its last connect, re-checked after a reload.
-    pub authenticated: Option<Arc<Identity>>,
+    /// The client of the connection that owns (or last owned) the session, so that a reload
+    /// can re-check its credential, subscriptions and queued messages.
+    pub client: Option<Arc<ConnectedClient>>,
+}
+
+/// Who a session's client is and where it connected from, as established at CONNECT.
+///
+/// One allocation shared by the connection and its session; a reload that changes the
+/// client's groups replaces it (see `enforce::refresh_identities`).
+#[derive(Debug, Clone)]
+pub struct ConnectedClient {
+    /// Identity for ACL principals and `%u`/`%c` placeholders.
+    pub identity: ClientIdentity,
+    /// What admitted the client, re-checked after a reload.
+    pub authenticated: Identity,
+    /// Name of the listener that accepted the connection.
+    pub listener: Arc<str>,
+    /// The client's address.
+    pub peer: SocketAddr,
+}
+
+/// Packet ids of received QoS 2 messages awaiting PUBREL: a sorted vector, smaller than a
+/// hash set for the handful of ids a client has open (an empty one allocates nothing).
+#[derive(Debug, Default)]
+pub struct PacketIdSet(Vec<u16>);
+
+impl PacketIdSet {
+    /// Adds `id`; false if it was already present.
+    pub fn insert(&mut self, id: u16) -> bool {
+        match self.0.binary_search(&id) {
+            Ok(_) => false,
+            Err(at) => {
+                self.0.insert(at, id);
+                true
+            }
+        }
+    }
+
+    /// Removes `id`; false if it was not present.
+    pub fn remove(&mut self, id: &u16) -> bool {
+        match self.0.binary_search(id) {
+            Ok(at) => {
+                self.0.remove(at);
+                true
+            }
+            Err(_) => false,
+        }
+    }
+
+    /// How many ids are held.
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    /// Whether no id is held.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
 }
 
 /// One client's session.
