@@ -2,6 +2,7 @@
 //! store and the metrics — and the operations that touch more than one session (publishing,
 //! opening and ending sessions).
 
+use std::cell::Cell;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -23,6 +24,12 @@ use crate::session::{Enqueued, Session, SessionRef, SubscriptionRecord};
 /// publisher holds it and retries when space frees up.
 pub type Blocked = (SessionRef, Delivery);
 
+thread_local! {
+    /// Scratch space for one publish's routes, reused by every publish on the thread, so that
+    /// routing allocates nothing in steady state and no connection keeps a vector of its own.
+    static ROUTES: Cell<Vec<Route<SessionRef>>> = const { Cell::new(Vec::new()) };
+}
+
 /// The broker: one per process, shared by every task behind an `Arc`.
 pub struct Broker {
     live_config: ArcSwap<LoadedConfig>,
@@ -30,7 +37,7 @@ pub struct Broker {
     pub router: Router<SessionRef>,
     /// Retained messages by topic.
     pub retained: RetainedStore<Arc<Message>>,
-    sessions: Mutex<HashMap<ByteString, Arc<Session>>>,
+    sessions: Mutex<HashMap<Arc<str>, Arc<Session>>>,
     /// Counters and gauges.
     pub metrics: Metrics,
     next_session_id: AtomicU64,
@@ -96,7 +103,7 @@ impl Broker {
     /// fresh one. A connection that owned it is told to close with Session taken over.
     pub fn open_session(
         &self,
-        client_id: ByteString,
+        client_id: Arc<str>,
         clean_start: bool,
         expiry_interval: u32,
     ) -> OpenedSession {
@@ -241,16 +248,23 @@ impl Broker {
     /// Routes a published message to every matching subscriber and stores/clears it as
     /// retained. Deliveries that met a full queue of a connected subscriber are returned so the
     /// publisher can hold back its acknowledgement and retry.
-    pub fn publish(
-        &self,
-        message: Arc<Message>,
-        routes: &mut Vec<Route<SessionRef>>,
-    ) -> Vec<Blocked> {
+    pub fn publish(&self, message: Arc<Message>) -> Vec<Blocked> {
         if message.retain {
             self.store_retained(&message);
         }
+        // The thread's scratch vector, taken for the call: a nested publish would simply start
+        // with an empty one.
+        let mut routes = ROUTES.take();
         routes.clear();
-        self.router.route(&message.topic, message.publisher, routes);
+        self.router
+            .route(&message.topic, message.publisher, &mut routes);
+        let blocked = self.deliver(&message, &mut routes);
+        ROUTES.set(routes);
+        blocked
+    }
+
+    /// Offers `message` along each of `routes` (emptying it); returns the blocked deliveries.
+    fn deliver(&self, message: &Arc<Message>, routes: &mut Vec<Route<SessionRef>>) -> Vec<Blocked> {
         if routes.is_empty() {
             // The broker's own `$SYS` updates routinely have no audience; only count clients'.
             if message.publisher != 0 {
@@ -262,7 +276,7 @@ impl Broker {
         let mut blocked = Vec::new();
         for route in routes.drain(..) {
             let delivery = Delivery {
-                message: Arc::clone(&message),
+                message: Arc::clone(message),
                 qos: message.qos.min(route.qos),
                 retain: message.retain && route.retain_as_published,
                 subscription_ids: route.subscription_ids,
@@ -279,8 +293,7 @@ impl Broker {
     /// meet a connected subscriber's full queue are queued beyond the limit rather than lost.
     /// Their number is bounded by the number of sessions, so this cannot grow without end.
     pub fn publish_internal(&self, message: Arc<Message>) {
-        let mut routes = Vec::new();
-        for (session, delivery) in self.publish(message, &mut routes) {
+        for (session, delivery) in self.publish(message) {
             session.state.lock().outbound.push_unbounded(delivery);
             self.metrics.queued_messages.inc();
             session.wake.wake();

@@ -45,9 +45,9 @@ pub fn refresh_identities(broker: &Broker, new_auth: &Authenticator) {
             continue;
         };
         let groups = new_auth.current_groups(&client.authenticated);
-        if groups != client.identity.groups {
+        if groups != client.authenticated.groups {
             let mut updated = ConnectedClient::clone(client);
-            updated.identity.groups = groups;
+            updated.authenticated.groups = groups;
             state.client = Some(Arc::new(updated));
         }
     }
@@ -88,8 +88,8 @@ pub fn enforce_acl(broker: &Broker) -> AclEnforcement {
         let Some(client) = session.state.lock().client.clone() else {
             continue;
         };
-        let identity = &client.identity;
-        let view = acl.shared_view(identity);
+        let identity = client.acl_identity(&session.client_id);
+        let view = acl.shared_view(&identity);
         if view.allows_everything() {
             continue;
         }
@@ -109,7 +109,7 @@ pub fn enforce_acl(broker: &Broker) -> AclEnforcement {
                     broker.unsubscribe(&session, &filter);
                     broker.metrics.acl_revoked_subscriptions.inc();
                     outcome.revoked_subscriptions += 1;
-                    log_revocation(identity, &filter);
+                    log_revocation(&identity, &filter);
                 }
                 Some(granted) if granted < options.qos => {
                     let downgraded = SubscriptionOptions {

@@ -8,6 +8,14 @@ use tern_broker::config::{load_config, BrokerConfig, LoadedConfig};
 use tern_broker::server;
 use tracing_subscriber::EnvFilter;
 
+/// jemalloc instead of the system allocator: thousands of idle clients each hold a handful of
+/// small objects (task, socket registration, session, connection), some of them cache-line
+/// aligned, which jemalloc's size classes pack with less waste than glibc's malloc —
+/// `tern-bench --scenarios idle` measured 1.84 KiB per connection with glibc and 1.55 KiB with
+/// jemalloc, with the same throughput in the fan-in and fan-out scenarios.
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 /// An MQTT 3.1.1 and 5.0 broker whose configuration changes at runtime.
 ///
 /// Without --config it runs like Mosquitto 2 in local-only mode: one MQTT listener on

@@ -118,7 +118,7 @@ pub struct Identity {
     pub groups: Vec<String>,
     /// The groups the credential itself claimed (a JWT's groups claim), kept apart so `groups`
     /// can be recomputed when the configured groups change ([`Authenticator::current_groups`]).
-    pub claimed_groups: Vec<String>,
+    pub claimed_groups: Box<[String]>,
     /// Which check admitted the client.
     pub method: AuthMethod,
     /// Fingerprint of what vouched for the client: the password file entry, the JWT key, the
@@ -395,7 +395,7 @@ impl Authenticator {
         Ok(Identity {
             username: None,
             groups: Vec::new(),
-            claimed_groups: Vec::new(),
+            claimed_groups: Box::default(),
             method: AuthMethod::Anonymous,
             credential: 0,
         })
@@ -411,7 +411,7 @@ impl Authenticator {
         Identity {
             groups: self.groups_of(Some(&username), &claimed_groups),
             username: Some(username),
-            claimed_groups,
+            claimed_groups: claimed_groups.into_boxed_slice(),
             method,
             credential,
         }

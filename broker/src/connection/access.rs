@@ -45,7 +45,8 @@ where
                     .filter(|_| state.generation == self.generation)
             };
             let connected = current.unwrap_or_else(|| Arc::clone(&self.connected));
-            self.acl = ConnectionAcl::new(&live.acl, &connected.identity);
+            let identity = connected.acl_identity(&self.session.client_id);
+            self.acl = ConnectionAcl::new(&live.acl, &identity);
         }
         &self.acl.view
     }

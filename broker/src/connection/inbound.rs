@@ -177,7 +177,7 @@ where
 
         let qos = publish.qos;
         let message = Message::from_publish(publish, self.session.id, std::time::Instant::now());
-        let blocked = self.broker.publish(Arc::new(message), &mut self.routes);
+        let blocked = self.broker.publish(Arc::new(message));
         if blocked.is_empty() {
             self.acknowledge(qos, packet_id, ReasonCode::Success);
         } else {

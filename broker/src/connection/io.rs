@@ -96,6 +96,15 @@ mod tests {
         assert_eq!(&buf[..], b">hello");
     }
 
+    #[test]
+    fn a_pending_read_releases_an_empty_buffer() {
+        let (_writer, mut reader) = tokio::io::duplex(64);
+        let mut buf = BytesMut::with_capacity(READ_CHUNK);
+        let mut cx = Context::from_waker(std::task::Waker::noop());
+        assert!(poll_read_some(&mut reader, &mut buf, &mut cx).is_pending());
+        assert_eq!(buf.capacity(), 0);
+    }
+
     #[tokio::test]
     async fn a_write_drains_the_buffer_and_flushes() {
         let (mut writer, mut reader) = tokio::io::duplex(64);

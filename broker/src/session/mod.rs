@@ -11,7 +11,7 @@ mod wake;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicU8, Ordering};
 use std::sync::Arc;
 
 use bytestring::ByteString;
@@ -57,17 +57,28 @@ pub struct SessionState {
 /// Who a session's client is and where it connected from, as established at CONNECT.
 ///
 /// One allocation shared by the connection and its session; a reload that changes the
-/// client's groups replaces it (see `enforce::refresh_identities`).
+/// client's groups replaces it (see `enforce::refresh_identities`). The client identifier is
+/// the session's own.
 #[derive(Debug, Clone)]
 pub struct ConnectedClient {
-    /// Identity for ACL principals and `%u`/`%c` placeholders.
-    pub identity: ClientIdentity,
-    /// What admitted the client, re-checked after a reload.
+    /// What admitted the client (username, groups), re-checked after a reload.
     pub authenticated: Identity,
     /// Name of the listener that accepted the connection.
     pub listener: Arc<str>,
     /// The client's address.
     pub peer: SocketAddr,
+}
+
+impl ConnectedClient {
+    /// The client as ACL principals and `%u`/`%c` placeholders see it, for the session of
+    /// `client_id`. Built when an ACL view is (at CONNECT and after a reload), not per packet.
+    pub fn acl_identity(&self, client_id: &str) -> ClientIdentity {
+        ClientIdentity {
+            username: self.authenticated.username.clone(),
+            client_id: client_id.to_owned(),
+            groups: self.authenticated.groups.clone(),
+        }
+    }
 }
 
 /// Packet ids of received QoS 2 messages awaiting PUBREL: a sorted vector, smaller than a
@@ -115,7 +126,7 @@ pub struct Session {
     /// Unique id for the life of the broker process (identity in the router).
     pub id: u64,
     /// The client identifier.
-    pub client_id: ByteString,
+    pub client_id: Arc<str>,
     /// Guarded state; hold the lock only briefly and never across an await.
     pub state: Mutex<SessionState>,
     online: AtomicBool,
@@ -138,8 +149,8 @@ pub struct Session {
 pub struct KeepAlive {
     /// Milliseconds since broker start of the last packet received.
     pub last_packet_ms: AtomicU64,
-    /// Allowed silence in milliseconds (1.5 × keep alive); 0 = unlimited.
-    pub timeout_ms: AtomicU64,
+    /// Allowed silence in milliseconds (1.5 × keep alive, at most 98,302,500); 0 = unlimited.
+    pub timeout_ms: AtomicU32,
     /// Set while the connection deliberately does not read (publisher held back).
     pub paused: AtomicBool,
 }
@@ -147,7 +158,7 @@ pub struct KeepAlive {
 impl KeepAlive {
     /// Whether the connection has been silent longer than allowed at `now_ms`.
     pub fn expired(&self, now_ms: u64) -> bool {
-        let timeout = self.timeout_ms.load(Ordering::Relaxed);
+        let timeout = u64::from(self.timeout_ms.load(Ordering::Relaxed));
         timeout > 0
             && !self.paused.load(Ordering::Relaxed)
             && now_ms.saturating_sub(self.last_packet_ms.load(Ordering::Relaxed)) > timeout
@@ -156,7 +167,7 @@ impl KeepAlive {
 
 impl Session {
     /// A new, offline, empty session.
-    pub fn new(id: u64, client_id: ByteString) -> Session {
+    pub fn new(id: u64, client_id: Arc<str>) -> Session {
         Session {
             id,
             client_id,
