@@ -274,6 +274,7 @@ impl Broker {
         }
         let capacity = self.config().config.limits.max_queued_messages;
         let mut blocked = Vec::new();
+        let mut queued = 0;
         for route in routes.drain(..) {
             let delivery = Delivery {
                 message: Arc::clone(message),
@@ -282,10 +283,14 @@ impl Broker {
                 subscription_ids: route.subscription_ids,
                 shared_group: route.shared_group,
             };
-            if let Some(delivery) = self.enqueue_within(&route.subscriber, delivery, capacity) {
+            if let Some(delivery) =
+                self.enqueue_within(&route.subscriber, delivery, capacity, &mut queued)
+            {
                 blocked.push((route.subscriber, delivery));
             }
         }
+        // One update of the shared gauge per publish, not one per subscriber.
+        self.metrics.queued_messages.add(queued);
         blocked
     }
 
@@ -303,14 +308,20 @@ impl Broker {
     /// Offers one delivery to a session; returns it back if the session is connected and full.
     pub fn enqueue(&self, session: &SessionRef, delivery: Delivery) -> Option<Delivery> {
         let capacity = self.config().config.limits.max_queued_messages;
-        self.enqueue_within(session, delivery, capacity)
+        let mut queued = 0;
+        let blocked = self.enqueue_within(session, delivery, capacity, &mut queued);
+        self.metrics.queued_messages.add(queued);
+        blocked
     }
 
+    /// [`Broker::enqueue`] under a known capacity, adding to `queued` (for the caller to add to
+    /// the gauge) instead of updating the gauge itself.
     fn enqueue_within(
         &self,
         session: &SessionRef,
         delivery: Delivery,
         capacity: usize,
+        queued: &mut i64,
     ) -> Option<Delivery> {
         let online = session.is_online();
         let result = session
@@ -320,7 +331,7 @@ impl Broker {
             .push(delivery, capacity, online);
         match result {
             Enqueued::Queued => {
-                self.metrics.queued_messages.inc();
+                *queued += 1;
                 if online {
                     session.wake.wake();
                 }

@@ -8,7 +8,7 @@ use tokio::io::{AsyncRead, AsyncWrite};
 
 use super::{Connection, WRITE_HIGH_WATER};
 use crate::message::Delivery;
-use crate::metrics::DropReason;
+use crate::metrics::{DeliveryTally, DropReason};
 use crate::protocol::{encode, Packet, ProtocolVersion, PubAck, Publish, PublishProperties, QoS};
 use crate::session::InflightStage;
 
@@ -41,12 +41,13 @@ where
         let now = Instant::now();
         let mut taken = 0i64;
         let mut new_inflight = 0i64;
+        let mut tally = DeliveryTally::default();
         while self.write_buf.len() < WRITE_HIGH_WATER {
             let Some((packet_id, delivery)) = state.outbound.pop_sendable(window) else {
                 break;
             };
             taken += 1;
-            match self.encode_delivery(packet_id, &delivery, false, now) {
+            match self.encode_delivery(packet_id, &delivery, false, now, &mut tally) {
                 Encoded::Sent => new_inflight += i64::from(packet_id.is_some()),
                 Encoded::Dropped(reason) => {
                     if let Some(id) = packet_id {
@@ -58,6 +59,7 @@ where
         }
         let space_freed = state.outbound.take_space_signal(capacity);
         drop(state);
+        self.broker.metrics.record_deliveries(tally);
         if taken > 0 {
             self.broker.metrics.queued_messages.sub(taken);
             self.broker.metrics.inflight_messages.add(new_inflight);
@@ -79,6 +81,7 @@ where
             .map(|entry| (entry.packet_id, entry.stage, entry.delivery.clone()))
             .collect();
         drop(state);
+        let mut tally = DeliveryTally::default();
         for (packet_id, stage, delivery) in resend {
             match (stage, delivery) {
                 (InflightStage::AwaitingPubComp, _) => {
@@ -86,7 +89,7 @@ where
                 }
                 (_, Some(delivery)) => {
                     if let Encoded::Dropped(reason) =
-                        self.encode_delivery(Some(packet_id), &delivery, true, now)
+                        self.encode_delivery(Some(packet_id), &delivery, true, now, &mut tally)
                     {
                         session.state.lock().outbound.forget(packet_id);
                         self.broker.metrics.inflight_messages.dec();
@@ -96,15 +99,18 @@ where
                 (_, None) => {}
             }
         }
+        self.broker.metrics.record_deliveries(tally);
     }
 
-    /// Encodes one delivery as a PUBLISH into the write buffer.
+    /// Encodes one delivery as a PUBLISH into the write buffer, counting it in `tally`. The
+    /// latency recorded runs to `now`, when the batch was taken from the queue.
     fn encode_delivery(
         &mut self,
         packet_id: Option<u16>,
         delivery: &Delivery,
         dup: bool,
         now: Instant,
+        tally: &mut DeliveryTally,
     ) -> Encoded {
         let message = &delivery.message;
         // An inflight message being re-sent has already started its handshake; only messages
@@ -145,12 +151,11 @@ where
             }
             return Encoded::Dropped(DropReason::TooLarge);
         }
-        let metrics = &self.broker.metrics;
-        metrics.message_sent(delivery.qos);
-        metrics.packet_sent(3);
-        metrics
-            .delivery_latency
-            .observe(message.received_at.elapsed().as_secs_f64());
+        tally.sent(
+            &self.broker.metrics,
+            delivery.qos,
+            now.saturating_duration_since(message.received_at),
+        );
         Encoded::Sent
     }
 

@@ -1,15 +1,26 @@
 //! The broker's counters and gauges, registered in one Prometheus registry.
 //!
 //! Every labelled series the hot path touches is resolved once at start-up into a plain handle,
-//! so counting a message is one atomic add — no label hashing, no lock. Labels only take values
-//! from small fixed sets (QoS, packet type, drop reason, listener name), never client ids or
+//! so counting a message is one atomic add — no label hashing, no lock. The per-message
+//! counters and gauges are [sharded](sharded) per thread, so that add stays on the counting
+//! core's own cache line, and deliveries, the busiest path (one publish fans out to every
+//! subscriber), are tallied per batch in a [`DeliveryTally`] and recorded once per batch. Labels only take values from
+//! small fixed sets (QoS, packet type, drop reason, listener name), never client ids or
 //! topics, so cardinality stays bounded.
 
+use std::time::Duration;
+
+use prometheus::local::LocalHistogram;
 use prometheus::{
     Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry,
 };
 
 use crate::protocol::QoS;
+
+mod sharded;
+
+pub use sharded::Series;
+use sharded::{Kind, ShardedFamily};
 
 /// Why a message was not delivered to a subscriber (the `reason` label of
 /// `tern_messages_dropped_total`).
@@ -95,18 +106,18 @@ pub struct Metrics {
     /// Retained messages currently stored.
     pub retained_messages: IntGauge,
     /// QoS 1/2 messages sent and not yet fully acknowledged, over all sessions.
-    pub inflight_messages: IntGauge,
+    pub inflight_messages: Series,
     /// Messages queued for delivery, over all sessions.
-    pub queued_messages: IntGauge,
-    messages_received: [IntCounter; 3],
-    messages_sent: [IntCounter; 3],
-    packets_received: Vec<IntCounter>,
-    packets_sent: Vec<IntCounter>,
+    pub queued_messages: Series,
+    messages_received: [Series; 3],
+    messages_sent: [Series; 3],
+    packets_received: Vec<Series>,
+    packets_sent: Vec<Series>,
     /// Bytes read from client sockets.
-    pub bytes_received: IntCounter,
+    pub bytes_received: Series,
     /// Bytes written to client sockets.
-    pub bytes_sent: IntCounter,
-    dropped: Vec<IntCounter>,
+    pub bytes_sent: Series,
+    dropped: Vec<Series>,
     /// Times a publisher was held back because a subscriber's queue was full.
     pub backpressure_waits: IntCounter,
     /// Times a held-back publisher's message was refused after `limits.backpressureTimeout`.
@@ -119,7 +130,7 @@ pub struct Metrics {
     /// Authentication attempts: by method (`AuthMethod` order) × `[success, failure]`.
     auth_attempts: [[IntCounter; 2]; 4],
     /// ACL decisions: `[publish, subscribe]` × `[allow, deny]`.
-    acl_decisions: [[IntCounter; 2]; 2],
+    acl_decisions: [[Series; 2]; 2],
     /// Subscriptions removed because a reloaded ACL no longer allows them.
     pub acl_revoked_subscriptions: IntCounter,
     config_info: IntGaugeVec,
@@ -150,33 +161,46 @@ impl Metrics {
             reg(Box::new(c.clone()));
             c
         };
-
-        let received = counter_vec(
-            "tern_messages_received_total",
-            "PUBLISH packets received from clients, by QoS.",
-            &["qos"],
-        );
-        let sent = counter_vec(
-            "tern_messages_sent_total",
-            "PUBLISH packets sent to clients, by QoS.",
-            &["qos"],
-        );
-        let by_qos = |vec: &IntCounterVec| ["0", "1", "2"].map(|qos| vec.with_label_values(&[qos]));
-        let packets_in = counter_vec(
-            "tern_packets_received_total",
-            "MQTT control packets received, by type.",
-            &["type"],
-        );
-        let packets_out = counter_vec(
-            "tern_packets_sent_total",
-            "MQTT control packets sent, by type.",
-            &["type"],
-        );
-        let dropped = counter_vec(
-            "tern_messages_dropped_total",
-            "Messages not delivered to a subscriber, by reason.",
-            &["reason"],
-        );
+        // Per-message metrics: one series per value of their single label (or none).
+        let sharded = |kind: Kind, name: &str, help: &str, label: &[&str], values: &[&str]| {
+            let series: Vec<[&str; 1]> = values.iter().map(|value| [*value]).collect();
+            let series: Vec<&[&str]> = if label.is_empty() {
+                vec![&[]]
+            } else {
+                series.iter().map(|values| &values[..]).collect()
+            };
+            let family =
+                ShardedFamily::new(kind, name, help, label, &series).expect("valid metric");
+            reg(Box::new(family.clone()));
+            (0..series.len())
+                .map(|index| family.series(index))
+                .collect::<Vec<Series>>()
+        };
+        let single =
+            |kind: Kind, name: &str, help: &str| sharded(kind, name, help, &[], &[]).remove(0);
+        let by_qos = |name: &str, help: &str| -> [Series; 3] {
+            let series = sharded(Kind::Counter, name, help, &["qos"], &["0", "1", "2"]);
+            std::array::from_fn(|qos| series[qos].clone())
+        };
+        let by_packet_type =
+            |name: &str, help: &str| sharded(Kind::Counter, name, help, &["type"], &PACKET_TYPES);
+        let drop_reasons = DropReason::ALL.map(DropReason::label);
+        let acl = ShardedFamily::new(
+            Kind::Counter,
+            "tern_acl_decisions_total",
+            "ACL decisions on PUBLISH and SUBSCRIBE, by action and result.",
+            &["action", "result"],
+            &[
+                &["publish", "allow"],
+                &["publish", "deny"],
+                &["subscribe", "allow"],
+                &["subscribe", "deny"],
+            ],
+        )
+        .expect("valid metric");
+        reg(Box::new(acl.clone()));
+        let acl_decisions =
+            [0, 1].map(|action| [0, 1].map(|result| acl.series(action * 2 + result)));
         let listener_connections = IntGaugeVec::new(
             Opts::new(
                 "tern_listener_connections",
@@ -211,13 +235,6 @@ impl Metrics {
         let auth_attempts = crate::auth::AuthMethod::ALL.map(|method| {
             ["success", "failure"].map(|result| auth.with_label_values(&[method.label(), result]))
         });
-        let acl = counter_vec(
-            "tern_acl_decisions_total",
-            "ACL decisions on PUBLISH and SUBSCRIBE, by action and result.",
-            &["action", "result"],
-        );
-        let acl_decisions = ["publish", "subscribe"]
-            .map(|action| ["allow", "deny"].map(|result| acl.with_label_values(&[action, result])));
         let config_info = IntGaugeVec::new(
             Opts::new(
                 "tern_config_info",
@@ -261,36 +278,49 @@ impl Metrics {
                 "Shared subscriptions currently held.",
             ),
             retained_messages: gauge("tern_retained_messages", "Retained messages stored."),
-            inflight_messages: gauge(
+            inflight_messages: single(
+                Kind::Gauge,
                 "tern_inflight_messages",
                 "QoS 1/2 messages sent to clients and not yet acknowledged.",
             ),
-            queued_messages: gauge(
+            queued_messages: single(
+                Kind::Gauge,
                 "tern_queued_messages",
                 "Messages waiting in session queues for delivery.",
             ),
-            messages_received: by_qos(&received),
-            messages_sent: by_qos(&sent),
-            packets_received: PACKET_TYPES
-                .iter()
-                .map(|t| packets_in.with_label_values(&[t]))
-                .collect(),
-            packets_sent: PACKET_TYPES
-                .iter()
-                .map(|t| packets_out.with_label_values(&[t]))
-                .collect(),
-            bytes_received: counter(
+            messages_received: by_qos(
+                "tern_messages_received_total",
+                "PUBLISH packets received from clients, by QoS.",
+            ),
+            messages_sent: by_qos(
+                "tern_messages_sent_total",
+                "PUBLISH packets sent to clients, by QoS.",
+            ),
+            packets_received: by_packet_type(
+                "tern_packets_received_total",
+                "MQTT control packets received, by type.",
+            ),
+            packets_sent: by_packet_type(
+                "tern_packets_sent_total",
+                "MQTT control packets sent, by type.",
+            ),
+            bytes_received: single(
+                Kind::Counter,
                 "tern_received_bytes_total",
                 "Bytes read from client connections.",
             ),
-            bytes_sent: counter(
+            bytes_sent: single(
+                Kind::Counter,
                 "tern_sent_bytes_total",
                 "Bytes written to client connections.",
             ),
-            dropped: DropReason::ALL
-                .iter()
-                .map(|r| dropped.with_label_values(&[r.label()]))
-                .collect(),
+            dropped: sharded(
+                Kind::Counter,
+                "tern_messages_dropped_total",
+                "Messages not delivered to a subscriber, by reason.",
+                &["reason"],
+                &drop_reasons,
+            ),
             backpressure_waits: counter(
                 "tern_backpressure_waits_total",
                 "Times a publisher was held back because a subscriber's queue was full.",
@@ -323,9 +353,21 @@ impl Metrics {
         self.messages_received[qos as usize].inc();
     }
 
-    /// Counts one PUBLISH sent at `qos`.
-    pub fn message_sent(&self, qos: QoS) {
-        self.messages_sent[qos as usize].inc();
+    /// Records a batch of deliveries tallied by a connection.
+    pub fn record_deliveries(&self, tally: DeliveryTally) {
+        let DeliveryTally { sent, latency } = tally;
+        for (counter, count) in self.messages_sent.iter().zip(sent) {
+            if count > 0 {
+                counter.inc_by(count);
+            }
+        }
+        let total: u64 = sent.iter().sum();
+        if total > 0 {
+            self.packets_sent[3].inc_by(total);
+        }
+        if let Some(latency) = latency {
+            latency.flush();
+        }
     }
 
     /// Counts one packet of fixed-header type `type_code` received.
@@ -389,22 +431,44 @@ impl Metrics {
 
     /// Total PUBLISH packets received (for `$SYS`).
     pub fn total_received(&self) -> u64 {
-        self.messages_received.iter().map(IntCounter::get).sum()
+        self.messages_received.iter().map(Series::get).sum::<i64>() as u64
     }
 
     /// Total PUBLISH packets sent (for `$SYS`).
     pub fn total_sent(&self) -> u64 {
-        self.messages_sent.iter().map(IntCounter::get).sum()
+        self.messages_sent.iter().map(Series::get).sum::<i64>() as u64
     }
 
     /// Messages dropped for `reason` so far.
     pub fn dropped_count(&self, reason: DropReason) -> u64 {
-        self.dropped[reason as usize].get()
+        self.dropped[reason as usize].get() as u64
     }
 }
 
 impl Default for Metrics {
     fn default() -> Metrics {
         Metrics::new()
+    }
+}
+
+/// PUBLISHes a connection wrote in one batch, by QoS, and their publish-to-delivery latencies,
+/// kept locally and recorded with [`Metrics::record_deliveries`] when the batch ends.
+///
+/// Shared atomic counters cost little each, but a fan-out touches them once per subscriber
+/// and message from every worker thread at once, and the cache lines they live on then bounce
+/// between cores; a batch pays that once. Dropping a tally unrecorded loses its counts.
+#[derive(Default)]
+pub struct DeliveryTally {
+    sent: [u64; 3],
+    latency: Option<LocalHistogram>,
+}
+
+impl DeliveryTally {
+    /// Counts one PUBLISH written at `qos`, `latency` after the broker read it.
+    pub fn sent(&mut self, metrics: &Metrics, qos: QoS, latency: Duration) {
+        self.sent[qos as usize] += 1;
+        self.latency
+            .get_or_insert_with(|| metrics.delivery_latency.local())
+            .observe(latency.as_secs_f64());
     }
 }
