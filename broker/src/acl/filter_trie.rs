@@ -18,10 +18,20 @@
 //! Lookups walk the trie recursively, but only into nodes that exist: the depth is bounded by
 //! the deepest stored filter (at most [`MAX_RULE_FILTER_LEVELS`](super::MAX_RULE_FILTER_LEVELS)
 //! levels), never by what a client sends. They do not allocate.
+//!
+//! Exact levels are looked up with foldhash rather than the standard library's SipHash: every
+//! PUBLISH asks the trie about its topic, and hashing the level dominated that lookup. The
+//! keys are rule levels: the operator's filters, plus a client's own username and client id
+//! in the tries of its own placeholder rules (a handful of keys per client). Clients only ask
+//! about their topics; they cannot fill a map with colliding keys, and each map is seeded
+//! randomly anyway.
 
 use std::collections::HashMap;
 use std::ops::ControlFlow;
 use std::str::Split;
+
+/// The hasher of a node's exact levels.
+type LevelHasher = foldhash::fast::RandomState;
 
 /// One level of a stored filter.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -47,7 +57,7 @@ pub(super) struct FilterTrie<T> {
 #[derive(Debug, Clone)]
 struct Node<T> {
     /// Children reached by an exact level.
-    exact: HashMap<Box<str>, Node<T>>,
+    exact: HashMap<Box<str>, Node<T>, LevelHasher>,
     /// Child reached by `+`.
     single: Option<Box<Node<T>>>,
     /// Values of filters that end in `#` right below this node (`prefix/#`).
@@ -59,7 +69,7 @@ struct Node<T> {
 impl<T> Default for Node<T> {
     fn default() -> Node<T> {
         Node {
-            exact: HashMap::new(),
+            exact: HashMap::default(),
             single: None,
             multi: Vec::new(),
             terminal: Vec::new(),
