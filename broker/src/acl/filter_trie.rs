@@ -28,7 +28,8 @@
 
 use std::collections::HashMap;
 use std::ops::ControlFlow;
-use std::str::Split;
+
+use crate::protocol::topic::{levels, Levels};
 
 /// The hasher of a node's exact levels.
 type LevelHasher = foldhash::fast::RandomState;
@@ -127,7 +128,7 @@ impl<T> FilterTrie<T> {
         if self.is_empty() {
             return ControlFlow::Continue(());
         }
-        covering(&self.root, filter.split('/'), true, &mut visit)
+        covering(&self.root, levels(filter), true, &mut visit)
     }
 
     /// Whether any stored filter covers `filter` (for a topic name: matches it).
@@ -138,7 +139,7 @@ impl<T> FilterTrie<T> {
 
     /// Whether any stored filter overlaps `filter`: some topic matches both.
     pub(super) fn any_overlapping(&self, filter: &str) -> bool {
-        !self.is_empty() && overlapping(&self.root, filter.split('/'), true)
+        !self.is_empty() && overlapping(&self.root, levels(filter), true)
     }
 }
 
@@ -150,7 +151,7 @@ fn wildcards_reach(level: Option<&str>, at_root: bool) -> bool {
 
 fn covering<T>(
     node: &Node<T>,
-    mut rest: Split<'_, char>,
+    mut rest: Levels<'_>,
     at_root: bool,
     visit: &mut impl FnMut(&T) -> ControlFlow<()>,
 ) -> ControlFlow<()> {
@@ -187,7 +188,7 @@ fn covering<T>(
     ControlFlow::Continue(())
 }
 
-fn overlapping<T>(node: &Node<T>, mut rest: Split<'_, char>, at_root: bool) -> bool {
+fn overlapping<T>(node: &Node<T>, mut rest: Levels<'_>, at_root: bool) -> bool {
     let level = rest.next();
     let wildcards = wildcards_reach(level, at_root);
     // A stored `prefix/#` overlaps whatever remains: some topic extends both.

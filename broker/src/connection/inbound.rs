@@ -11,7 +11,7 @@ use tokio::time::Instant;
 
 use super::{packet_type_code, Connection, Exit, Stalled};
 use crate::message::Message;
-use crate::protocol::topic::{parse_filter, validate_topic_name, FilterKind};
+use crate::protocol::topic::{level_count, parse_filter, validate_topic_name, FilterKind};
 use crate::protocol::{
     AckProperties, Disconnect, Packet, ProtocolVersion, PubAck, Publish, QoS, ReasonCode, SubAck,
     Subscribe, SubscriptionOptions, UnsubAck, Unsubscribe,
@@ -138,7 +138,7 @@ where
             ));
         }
         let max_levels = self.broker.config().config.limits.max_topic_levels;
-        if publish.topic.split('/').nth(max_levels).is_some() {
+        if level_count(&publish.topic) > max_levels {
             return Err(protocol_error(
                 ReasonCode::TopicNameInvalid,
                 "topic has more levels than limits.maxTopicLevels",
@@ -333,7 +333,7 @@ where
                     filter
                 }
             };
-            if inner.split('/').nth(max_levels).is_some() {
+            if level_count(inner) > max_levels {
                 reason_codes.push(ReasonCode::TopicFilterInvalid);
                 continue;
             }

@@ -23,7 +23,7 @@ use std::sync::Arc;
 
 use parking_lot::RwLock;
 
-use crate::protocol::topic::{parse_filter, FilterKind, TopicError};
+use crate::protocol::topic::{levels, parse_filter, split_level, FilterKind, TopicError};
 use crate::protocol::{QoS, SubscriptionOptions};
 
 pub use retained::RetainedStore;
@@ -210,7 +210,7 @@ impl<K> Node<K> {
     /// The node for `filter`, creating the missing levels.
     fn descend_or_create(&mut self, filter: &str) -> &mut Node<K> {
         let mut node = self;
-        for level in filter.split('/') {
+        for level in levels(filter) {
             node = match level {
                 "+" => node.plus.get_or_insert_with(Box::default),
                 "#" => node.hash.get_or_insert_with(Box::default),
@@ -356,15 +356,6 @@ impl<'a, K> WalkStack<'a, K> {
         }
         self.len -= 1;
         self.inline[self.len].take()
-    }
-}
-
-/// Splits the first level off a topic: `("a", Some("b/c"))` for `"a/b/c"`, `("c", None)` for
-/// `"c"`. No allocation.
-fn split_level(rest: &str) -> (&str, Option<&str>) {
-    match rest.split_once('/') {
-        Some((level, after)) => (level, Some(after)),
-        None => (rest, None),
     }
 }
 

@@ -11,7 +11,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use parking_lot::RwLock;
 
 use super::trie::{self, PathNode};
-use crate::protocol::topic::validate_topic_filter;
+use crate::protocol::topic::{levels, split_level, validate_topic_filter};
 
 /// The retained message of every topic that has one.
 ///
@@ -107,7 +107,7 @@ impl<M: Clone> RetainedStore<M> {
         match message {
             Some(message) => {
                 let mut node = &mut *root;
-                for level in topic.split('/') {
+                for level in levels(topic) {
                     if !node.children.contains_key(level) {
                         node.children.insert(level.into(), RetainedNode::default());
                     }
@@ -151,10 +151,7 @@ impl<M: Clone> RetainedStore<M> {
                 out.extend(node.message.iter().cloned());
                 continue;
             };
-            let (level, next) = match rest.split_once('/') {
-                Some((level, after)) => (level, Some(after)),
-                None => (rest, None),
-            };
+            let (level, next) = split_level(rest);
             match level {
                 "#" => {
                     // The parent level itself ("sport/#" matches "sport"), then everything

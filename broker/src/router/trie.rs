@@ -5,6 +5,8 @@
 //! bytes, i.e. tens of thousands of levels, and both tries are shaped by what clients send, so
 //! recursion depth would be attacker-controlled and could overflow a task's stack.
 
+use crate::protocol::topic::{level_count, levels};
+
 /// A trie node addressed by topic-level strings.
 pub(super) trait PathNode: Sized {
     /// The child reached by `level`, if any.
@@ -20,14 +22,13 @@ pub(super) trait PathNode: Sized {
 
     /// The node at `path` (levels separated by `/`), without creating anything.
     fn descend(&self, path: &str) -> Option<&Self> {
-        path.split('/')
-            .try_fold(self, |node, level| node.child(level))
+        levels(path).try_fold(self, |node, level| node.child(level))
     }
 
     /// The node at `path`, mutably, without creating anything.
     fn descend_mut(&mut self, path: &str) -> Option<&mut Self> {
         let mut node = self;
-        for level in path.split('/') {
+        for level in levels(path) {
             node = node.child_mut(level)?;
         }
         Some(node)
@@ -41,11 +42,11 @@ pub(super) trait PathNode: Sized {
 /// Two passes over the path, no allocation: the first finds the deepest ancestor that must stay
 /// (it holds a payload or another branch), the second detaches the dead branch below it.
 pub(super) fn prune<N: PathNode>(root: &mut N, path: &str) {
-    let depth = path.split('/').count();
+    let depth = level_count(path);
     let mut node: &N = root;
     // Depth (0 = root) of the deepest node on the path that must be kept.
     let mut keep = 0;
-    for (index, level) in path.split('/').enumerate() {
+    for (index, level) in levels(path).enumerate() {
         let Some(child) = node.child(level) else {
             return;
         };
@@ -59,7 +60,7 @@ pub(super) fn prune<N: PathNode>(root: &mut N, path: &str) {
             keep = at;
         }
     }
-    let mut levels = path.split('/');
+    let mut levels = levels(path);
     let mut node = root;
     for _ in 0..keep {
         let Some(level) = levels.next() else { return };
