@@ -513,8 +513,6 @@ where
             let flush = self.stream.write_all(&self.write_buf);
             let _ = tokio::time::timeout(Duration::from_secs(2), flush).await;
         }
-        let _ = tokio::time::timeout(Duration::from_secs(1), self.stream.shutdown()).await;
-
         let publish_will = match exit {
             Exit::ClientDisconnect { publish_will } => publish_will,
             Exit::Shutdown => false,
@@ -528,6 +526,9 @@ where
         }
         self.broker.metrics.connections_current.dec();
         self.broker.close_session(&self.session.0, self.generation);
+        // Only now does the client see its connection end: once it has, its clean session is
+        // gone and an exclusive subscription it held is free for the next client to take.
+        let _ = tokio::time::timeout(Duration::from_secs(1), self.stream.shutdown()).await;
     }
 
     /// Publishes the will now, or after the Will Delay Interval unless the session resumes.
