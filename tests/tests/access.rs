@@ -228,6 +228,31 @@ async fn a_tightened_acl_revokes_an_existing_subscription_and_the_client_stays()
     assert_eq!(broker.metric("tern_acl_revoked_subscriptions_total"), 1.0);
 }
 
+/// A connection remembers its recent publish decisions; a reload must not let it reuse one
+/// that the new rules contradict.
+#[tokio::test]
+async fn a_publish_allowed_before_a_reload_is_refused_after_one_that_denies_it() {
+    let setup = Setup::new();
+    let mut broker = setup.start(&[("alice", "a")], "");
+    let mut alice = setup.connected("alice", "a").await;
+    for _ in 0..3 {
+        let allowed = alice
+            .publish_with(publish_packet("sensors/t", "before", QoS::AtLeastOnce))
+            .await;
+        assert_eq!(allowed, ReasonCode::Success);
+    }
+    let deny = "- name: lockdown\n  rules:\n    - { effect: Deny, actions: [publish], topics: [\"sensors/t\"] }\n";
+
+    let mut files = setup.volume(&[("alice", "a")], "");
+    files[2] = policies(deny);
+    broker.apply(&files);
+
+    let denied = alice
+        .publish_with(publish_packet("sensors/t", "after", QoS::AtLeastOnce))
+        .await;
+    assert_eq!(denied, ReasonCode::NotAuthorized);
+}
+
 #[tokio::test]
 async fn a_loosened_acl_allows_what_it_refused_before() {
     let setup = Setup::new();

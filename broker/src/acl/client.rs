@@ -26,6 +26,8 @@ pub struct ClientIdentity {
 /// with the snapshot, so a client's own memory is proportional to the rules naming it.
 #[derive(Debug, Clone)]
 pub struct ClientAcl {
+    /// The [`AclSnapshot::id`](super::AclSnapshot::id) of the snapshot this view came from.
+    snapshot_id: u64,
     /// Rules for everyone without placeholders, shared by all clients of a snapshot.
     shared: Arc<RuleSet>,
     /// Rules selected for this client by its principals, and placeholder rules filled in.
@@ -37,14 +39,25 @@ pub struct ClientAcl {
 }
 
 impl ClientAcl {
-    pub(super) fn new(shared: Arc<RuleSet>, own: RuleSet, default_allows: bool) -> ClientAcl {
+    pub(super) fn new(
+        snapshot_id: u64,
+        shared: Arc<RuleSet>,
+        own: RuleSet,
+        default_allows: bool,
+    ) -> ClientAcl {
         let allow_all = default_allows && shared.is_empty() && own.is_empty();
         ClientAcl {
+            snapshot_id,
             shared,
             own,
             default_allows,
             allow_all,
         }
+    }
+
+    /// The [`AclSnapshot::id`](super::AclSnapshot::id) of the snapshot this view came from.
+    pub fn snapshot_id(&self) -> u64 {
+        self.snapshot_id
     }
 
     /// Whether the client may publish to `topic` (a valid topic name) at `qos`, with the

@@ -2,6 +2,7 @@
 //! asks for its own [`ClientAcl`].
 
 use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use super::client::{ClientAcl, ClientIdentity};
@@ -23,6 +24,8 @@ use crate::config::{AclConfig, DefaultAction};
 /// the connecting client, even with 10,000 rules.
 #[derive(Debug)]
 pub struct AclSnapshot {
+    /// Unique among the snapshots of this process (see [`AclSnapshot::id`]).
+    id: u64,
     default_action: DefaultAction,
     /// Rules for everyone that name no placeholder, already in decision form.
     shared: Arc<RuleSet>,
@@ -72,13 +75,18 @@ impl AclSnapshot {
                 client_rules.push(templated);
             }
         }
+        /// Source of snapshot ids; 0 is never handed out.
+        static NEXT_ID: AtomicU64 = AtomicU64::new(1);
+        let id = NEXT_ID.fetch_add(1, Ordering::Relaxed);
         let shared = Arc::new(shared);
         let everyone = Arc::new(ClientAcl::new(
+            id,
             Arc::clone(&shared),
             RuleSet::default(),
             default_action == DefaultAction::Allow,
         ));
         Ok(AclSnapshot {
+            id,
             default_action,
             shared,
             everyone,
@@ -115,10 +123,18 @@ impl AclSnapshot {
             return Arc::clone(&self.everyone);
         }
         Arc::new(ClientAcl::new(
+            self.id,
             Arc::clone(&self.shared),
             own,
             self.default_action == DefaultAction::Allow,
         ))
+    }
+
+    /// Identifies this snapshot among all compiled in this process: the views it hands out
+    /// carry it ([`ClientAcl::snapshot_id`]), so a connection can tell that its view is out of
+    /// date without keeping the snapshot alive.
+    pub fn id(&self) -> u64 {
+        self.id
     }
 
     /// What happens to requests no rule is about.
