@@ -42,7 +42,8 @@ pub(super) fn validate_policies(policies: &[AclPolicy]) -> Result<(), AclError> 
     Ok(())
 }
 
-fn validate_rule(rule: &AclRule) -> Result<(), RuleProblem> {
+/// Checks one rule on its own: what [`validate_policies`] checks of each rule.
+pub fn validate_rule(rule: &AclRule) -> Result<(), RuleProblem> {
     if rule.actions.is_empty() {
         return Err(RuleProblem::NoActions);
     }
