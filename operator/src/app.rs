@@ -21,8 +21,8 @@ use crate::shutdown::shutdown_signal;
 pub struct OperatorSettings {
     /// Address of `/metrics`, `/healthz`, `/readyz`.
     pub metrics_bind: SocketAddr,
-    /// Watch one namespace only; all namespaces when `None`.
-    pub watch_namespace: Option<String>,
+    /// Watch these namespaces only; all namespaces when empty.
+    pub watch_namespaces: Vec<String>,
     /// Whether to take part in leader election (needed with more than one replica).
     pub leader_election: bool,
     /// Name of the leader Lease.
@@ -130,7 +130,7 @@ pub async fn run(settings: OperatorSettings) -> Result<(), AppError> {
     }
     .boxed()
     .shared();
-    let controllers = run_controllers(ctx, settings.watch_namespace.clone(), stop).fuse();
+    let controllers = run_controllers(ctx, settings.watch_namespaces.clone(), stop).fuse();
     let lease_lost = async {
         match &elector {
             Some(elector) => elector.hold().await,

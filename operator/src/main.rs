@@ -14,9 +14,15 @@ struct Flags {
     /// Address of /metrics, /healthz and /readyz.
     #[arg(long, default_value = "0.0.0.0:8080")]
     metrics_bind: SocketAddr,
-    /// Watch only this namespace (default: all namespaces).
-    #[arg(long, env = "WATCH_NAMESPACE")]
-    watch_namespace: Option<String>,
+    /// Watch only these namespaces: comma-separated, or the flag repeated (default: all
+    /// namespaces). With a list the operator needs a Role in each, nothing cluster-wide.
+    #[arg(
+        long = "watch-namespace",
+        env = "WATCH_NAMESPACE",
+        value_name = "NAMESPACE",
+        value_delimiter = ','
+    )]
+    watch_namespaces: Vec<String>,
     /// Elect a leader through a Lease, so several replicas can run safely.
     #[arg(long)]
     leader_election: bool,
@@ -58,7 +64,11 @@ async fn main() -> ExitCode {
     }
     let settings = OperatorSettings {
         metrics_bind: flags.metrics_bind,
-        watch_namespace: flags.watch_namespace,
+        watch_namespaces: flags
+            .watch_namespaces
+            .into_iter()
+            .filter(|namespace| !namespace.is_empty())
+            .collect(),
         leader_election: flags.leader_election,
         lease_name: flags.lease_name,
         lease_namespace: flags.lease_namespace,

@@ -504,6 +504,47 @@ async fn leadership_hands_over_when_the_leader_releases_or_stops_renewing() {
     harness.stop().await;
 }
 
+/// Watching several namespaces, the operator reconciles in each of them and in no other.
+#[tokio::test]
+async fn the_operator_manages_every_watched_namespace_and_no_other() {
+    let mut harness = Harness::start(CRDS_ONLY).await;
+    for namespace in ["iot-b", "iot-c"] {
+        kubectl_ok(&harness.plane, &["create", "namespace", namespace], "");
+    }
+    harness
+        .start_operator_watching(vec![NAMESPACE.into(), "iot-b".into()])
+        .await;
+    for namespace in [NAMESPACE, "iot-b", "iot-c"] {
+        kubectl_ok(
+            &harness.plane,
+            &["apply", "-n", namespace, "-f", "-"],
+            CLUSTER,
+        );
+    }
+    let statefulsets =
+        |namespace: &str| kube::Api::<StatefulSet>::namespaced(harness.client.clone(), namespace);
+    for namespace in [NAMESPACE, "iot-b"] {
+        eventually(
+            &format!("the StatefulSet in {namespace}"),
+            CONVERGE,
+            || async { statefulsets(namespace).get_opt("edge").await.ok()? },
+        )
+        .await;
+    }
+
+    // The unwatched namespace's cluster was applied with the others, before they converged.
+    let unwatched = kube::Api::<MqttCluster>::namespaced(harness.client.clone(), "iot-c")
+        .get("edge")
+        .await
+        .unwrap_or_else(|error| panic!("{error}"));
+    let unwatched_statefulset = statefulsets("iot-c").get_opt("edge").await.ok().flatten();
+    assert_eq!(
+        (unwatched.status.is_none(), unwatched_statefulset.is_none()),
+        (true, true)
+    );
+    harness.stop().await;
+}
+
 /// `GET path` on 127.0.0.1:`port`; the status code, or 0 when nothing answers.
 async fn http_status(port: u16, path: &str) -> u16 {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};

@@ -20,7 +20,7 @@ use tern_e2e::helm::{custom_values_file, parse_manifests, Helm, Manifest};
 const UNSERVED_GROUPS: [&str; 2] = ["monitoring.coreos.com", "cert-manager.io"];
 
 /// Namespaces the renderings and examples put objects in.
-const NAMESPACES: [&str; 4] = ["tern-system", "mqtt-a", "mqtt-prod", "monitoring"];
+const NAMESPACES: [&str; 5] = ["tern-system", "mqtt-a", "mqtt-b", "mqtt-prod", "monitoring"];
 
 fn api_group(object: &Manifest) -> &str {
     object
@@ -150,7 +150,7 @@ fn chart_and_examples_are_accepted_by_a_real_api_server() {
                 &helm,
                 &[
                     "--set",
-                    "watchNamespaces={mqtt-a}",
+                    "watchNamespaces={mqtt-a,mqtt-b}",
                     "--set",
                     "metrics.serviceMonitor.mode=always",
                 ],
@@ -234,7 +234,7 @@ fn chart_rbac_grants_the_operator_what_it_uses_and_nothing_more() {
     let helm = Helm::locate().expect("helm is available (scripts/install-helm.sh)");
     let cluster = ControlPlane::start(ControlPlaneOptions::default())
         .expect("test control plane starts (scripts/kube-test-env.sh)");
-    for namespace in ["tern-system", "mqtt-a"] {
+    for namespace in ["tern-system", "mqtt-a", "mqtt-b"] {
         kubectl(&cluster, &["create", "namespace", namespace], "");
     }
     install_crds(&cluster);
@@ -275,8 +275,8 @@ fn chart_rbac_grants_the_operator_what_it_uses_and_nothing_more() {
         }
     }
 
-    // Watching one namespace: the same rights there, none elsewhere. The cluster-wide objects
-    // from above are removed first so they cannot mask the namespaced ones.
+    // Watching two namespaces: the same rights in both, none elsewhere. The cluster-wide
+    // objects from above are removed first so they cannot mask the namespaced ones.
     kubectl(
         &cluster,
         &["delete", "clusterrolebinding", "tern-tern-operator"],
@@ -284,16 +284,18 @@ fn chart_rbac_grants_the_operator_what_it_uses_and_nothing_more() {
     );
     install_rbac(
         &cluster,
-        &render(&helm, &["--set", "watchNamespaces={mqtt-a}"]),
+        &render(&helm, &["--set", "watchNamespaces={mqtt-a,mqtt-b}"]),
     );
-    let one_namespace = [
+    let listed_namespaces = [
         ("watch", "secrets", "mqtt-a", true),
         ("patch", "pods", "mqtt-a", true),
+        ("watch", "mqttclusters.mqtt.tern.dev", "mqtt-b", true),
+        ("patch", "statefulsets.apps", "mqtt-b", true),
         ("watch", "secrets", "default", false),
         ("watch", "secrets", "", false),
         ("update", "leases.coordination.k8s.io", "tern-system", true),
     ];
-    for (verb, resource, namespace, expected) in one_namespace {
+    for (verb, resource, namespace, expected) in listed_namespaces {
         if operator_can(&cluster, verb, resource, namespace) != expected {
             wrong.push(format!(
                 "watchNamespaces: {verb} {resource} in {namespace:?}: expected {expected}"
@@ -365,6 +367,7 @@ fn helm_installs_upgrades_and_uninstalls_the_chart_on_a_real_api_server() {
     let custom = custom_values_file().to_string_lossy().into_owned();
     kubectl(&cluster, &["create", "namespace", "monitoring"], "");
     kubectl(&cluster, &["create", "namespace", "mqtt-prod"], "");
+    kubectl(&cluster, &["create", "namespace", "mqtt-a"], "");
     let (upgraded, output) = helm_on(
         &helm,
         &cluster,
@@ -382,6 +385,12 @@ fn helm_installs_upgrades_and_uninstalls_the_chart_on_a_real_api_server() {
         ],
     );
     assert!(upgraded, "helm upgrade failed:\n{output}");
+    // values-custom.yaml watches two namespaces: the NOTES' commands use the first.
+    assert!(
+        output.contains("AclPolicies of mqtt-prod, mqtt-a only")
+            && output.contains("kubectl --namespace mqtt-prod apply -f examples/"),
+        "NOTES name the watched namespaces:\n{output}"
+    );
     kubectl(
         &cluster,
         &[

@@ -242,8 +242,8 @@ fn leases_are_granted_only_in_the_release_namespace() {
 }
 
 #[test]
-fn a_watched_namespace_replaces_the_cluster_role_with_a_role_there() {
-    let objects = render(&["--set", "watchNamespaces={mqtt-a}"]);
+fn watched_namespaces_replace_the_cluster_role_with_a_role_in_each() {
+    let objects = render(&["--set", "watchNamespaces={mqtt-a,mqtt-b}"]);
     let cluster_wide = objects
         .iter()
         .filter(|o| o.kind().starts_with("Cluster"))
@@ -253,18 +253,21 @@ fn a_watched_namespace_replaces_the_cluster_role_with_a_role_there() {
         .filter(|o| o.kind() == "RoleBinding" && !o.name().ends_with("leader-election"))
         .map(Manifest::namespace)
         .collect();
-    assert_eq!((cluster_wide, bound_namespaces), (0, ["mqtt-a"].into()));
+    assert_eq!(
+        (cluster_wide, bound_namespaces),
+        (0, ["mqtt-a", "mqtt-b"].into())
+    );
 }
 
 #[test]
-fn the_watched_namespace_reaches_the_operator_as_watch_namespace() {
-    let container = operator_container(&render(&["--set", "watchNamespaces={mqtt-a}"]));
+fn the_watched_namespaces_reach_the_operator_as_watch_namespace() {
+    let container = operator_container(&render(&["--set", "watchNamespaces={mqtt-a,mqtt-b}"]));
     let env = container["env"].as_array().unwrap();
     let watch = env
         .iter()
         .find(|var| var["name"] == "WATCH_NAMESPACE")
         .unwrap();
-    assert_eq!(watch["value"], "mqtt-a");
+    assert_eq!(watch["value"], "mqtt-a,mqtt-b");
 }
 
 #[test]

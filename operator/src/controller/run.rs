@@ -37,72 +37,103 @@ where
 
 /// Runs the `MqttCluster` and `AclPolicy` controllers until `shutdown` completes; in-flight
 /// reconciliations finish first.
-pub async fn run_controllers<S>(ctx: Arc<Context>, namespace: Option<String>, shutdown: S)
+///
+/// `namespaces` empty: one pair of controllers watches every namespace. Otherwise one pair per
+/// listed namespace, each with its own watches, so the operator needs rights in those
+/// namespaces only (a Role in each, no ClusterRole).
+pub async fn run_controllers<S>(ctx: Arc<Context>, namespaces: Vec<String>, shutdown: S)
 where
     S: Future<Output = ()> + Send + Sync + Clone + 'static,
 {
-    let namespace = namespace.as_deref();
+    let scopes: Vec<Option<String>> = if namespaces.is_empty() {
+        vec![None]
+    } else {
+        namespaces.into_iter().map(Some).collect()
+    };
+    let clusters: Vec<_> = scopes
+        .iter()
+        .map(|namespace| cluster_controller(&ctx.client, namespace.as_deref()))
+        .collect();
+    let policies: Vec<_> = scopes
+        .iter()
+        .map(|namespace| policy_controller(&ctx.client, namespace.as_deref()))
+        .collect();
+    // The managed-object gauges count over every namespace's cache.
+    let cluster_stores: Arc<Vec<_>> = Arc::new(clusters.iter().map(Controller::store).collect());
+    let policy_stores: Arc<Vec<_>> = Arc::new(policies.iter().map(Controller::store).collect());
+    let cluster_runs = clusters.into_iter().map(|controller| {
+        let (ctx, stores) = (ctx.clone(), cluster_stores.clone());
+        controller
+            .graceful_shutdown_on(shutdown.clone())
+            .run(reconcile_cluster, retry_later, ctx.clone())
+            .for_each(move |result| {
+                ctx.metrics.set_managed("MqttCluster", cached(&stores));
+                log_outcome(result)
+            })
+    });
+    let policy_runs = policies.into_iter().map(|controller| {
+        let (ctx, stores) = (ctx.clone(), policy_stores.clone());
+        controller
+            .graceful_shutdown_on(shutdown.clone())
+            .run(reconcile_policy, retry_later, ctx.clone())
+            .for_each(move |result| {
+                ctx.metrics.set_managed("AclPolicy", cached(&stores));
+                log_outcome(result)
+            })
+    });
     futures::join!(
-        run_cluster_controller(ctx.clone(), namespace, shutdown.clone()),
-        run_policy_controller(ctx, namespace, shutdown),
+        futures::future::join_all(cluster_runs),
+        futures::future::join_all(policy_runs),
     );
+}
+
+/// Objects in a set of caches.
+fn cached<K>(stores: &[Store<K>]) -> usize
+where
+    K: Resource + Clone + 'static,
+    K::DynamicType: Eq + std::hash::Hash + Clone,
+{
+    stores.iter().map(|store| store.state().len()).sum()
 }
 
 /// `MqttCluster`s are reconciled when they change, when one of their children changes, when a
 /// policy naming them changes, and when a Secret they read changes.
-async fn run_cluster_controller<S>(ctx: Arc<Context>, namespace: Option<&str>, shutdown: S)
-where
-    S: Future<Output = ()> + Send + Sync + 'static,
-{
-    let client = ctx.client.clone();
+fn cluster_controller(client: &Client, namespace: Option<&str>) -> Controller<MqttCluster> {
     let controller = Controller::new(
-        scoped::<MqttCluster>(&client, namespace),
+        scoped::<MqttCluster>(client, namespace),
         watcher::Config::default(),
     );
-    let clusters = controller.store();
-    let known_clusters = clusters.clone();
+    let known_clusters = controller.store();
     controller
-        .owns(scoped::<StatefulSet>(&client, namespace), children())
-        .owns(scoped::<ConfigMap>(&client, namespace), children())
-        .owns(scoped::<Service>(&client, namespace), children())
+        .owns(scoped::<StatefulSet>(client, namespace), children())
+        .owns(scoped::<ConfigMap>(client, namespace), children())
+        .owns(scoped::<Service>(client, namespace), children())
         .watches(
-            scoped::<AclPolicy>(&client, namespace),
+            scoped::<AclPolicy>(client, namespace),
             watcher::Config::default(),
             |policy| Some(cluster_of_policy(&policy)),
         )
         // Every Secret: a user's password or a certificate Secret changes without the cluster
         // changing, and must still reach the brokers. Also the operator's own Secret (drift).
         .watches(
-            scoped::<Secret>(&client, namespace),
+            scoped::<Secret>(client, namespace),
             watcher::Config::default(),
             move |secret| clusters_reading_secret(&known_clusters, &secret),
         )
-        .graceful_shutdown_on(shutdown)
-        .run(reconcile_cluster, retry_later, ctx.clone())
-        .for_each(|result| {
-            ctx.metrics
-                .set_managed("MqttCluster", clusters.state().len());
-            log_outcome(result)
-        })
-        .await;
 }
 
 /// `AclPolicy`s are reconciled when they change, when their cluster's ConfigMap changes (which
 /// decides `Applied`) and when their cluster appears or disappears (which decides `Accepted`).
-async fn run_policy_controller<S>(ctx: Arc<Context>, namespace: Option<&str>, shutdown: S)
-where
-    S: Future<Output = ()> + Send + Sync + 'static,
-{
-    let client = ctx.client.clone();
+fn policy_controller(client: &Client, namespace: Option<&str>) -> Controller<AclPolicy> {
     let controller = Controller::new(
-        scoped::<AclPolicy>(&client, namespace),
+        scoped::<AclPolicy>(client, namespace),
         watcher::Config::default(),
     );
     let policies = controller.store();
-    let (for_config_maps, for_clusters) = (policies.clone(), policies.clone());
+    let (for_config_maps, for_clusters) = (policies.clone(), policies);
     controller
         .watches(
-            scoped::<ConfigMap>(&client, namespace),
+            scoped::<ConfigMap>(client, namespace),
             children(),
             move |config_map| {
                 let cluster = config_map
@@ -118,20 +149,13 @@ where
             },
         )
         .watches(
-            scoped::<MqttCluster>(&client, namespace),
+            scoped::<MqttCluster>(client, namespace),
             watcher::Config::default(),
             move |cluster| {
                 let namespace = cluster.namespace().unwrap_or_default();
                 policies_naming(&for_clusters, &namespace, &cluster.name_any())
             },
         )
-        .graceful_shutdown_on(shutdown)
-        .run(reconcile_policy, retry_later, ctx.clone())
-        .for_each(|result| {
-            ctx.metrics.set_managed("AclPolicy", policies.state().len());
-            log_outcome(result)
-        })
-        .await;
 }
 
 /// The cluster a policy names (same namespace).

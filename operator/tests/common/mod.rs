@@ -94,6 +94,11 @@ impl Harness {
     }
 
     async fn start_operator(&mut self) {
+        self.start_operator_watching(vec![NAMESPACE.into()]).await;
+    }
+
+    /// Runs the operator in this process, watching `namespaces` (all when empty).
+    pub async fn start_operator_watching(&mut self, namespaces: Vec<String>) {
         let metrics = OperatorMetrics::new().unwrap_or_else(|error| panic!("{error}"));
         let ctx = build_context(self.client.clone(), metrics, IMAGE, "test")
             .await
@@ -107,7 +112,7 @@ impl Harness {
         self.stop_operator = Some(stop);
         self.operator = Some(tokio::spawn(run_controllers(
             Arc::new(ctx),
-            Some(NAMESPACE.into()),
+            namespaces,
             shutdown,
         )));
     }
