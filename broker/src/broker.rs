@@ -14,6 +14,7 @@ use parking_lot::Mutex;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::LoadedConfig;
+use crate::credential_expiry::{unix_now, CredentialExpiries};
 use crate::message::{Delivery, Message};
 use crate::metrics::{DropReason, Metrics};
 use crate::protocol::{QoS, ReasonCode, RetainHandling, SubscriptionOptions};
@@ -46,6 +47,8 @@ pub struct Broker {
     /// Cancelled when the broker begins shutting down.
     pub shutdown: CancellationToken,
     not_ready: Mutex<Option<String>>,
+    /// Connections to close when their token expires.
+    pub credential_expiries: CredentialExpiries,
 }
 
 /// What opening a session for a CONNECT produced.
@@ -71,6 +74,7 @@ impl Broker {
             started_at: Instant::now(),
             shutdown: CancellationToken::new(),
             not_ready: Mutex::new(Some("starting".into())),
+            credential_expiries: CredentialExpiries::default(),
         })
     }
 
@@ -485,9 +489,9 @@ impl Broker {
         self.started_at.elapsed().as_millis() as u64
     }
 
-    /// Closes connections silent for longer than 1.5 × their keep alive (MQTT-3.1.2-22),
-    /// checking once a second until shutdown.
-    pub async fn sweep_keep_alives(self: Arc<Self>) {
+    /// Closes connections silent for longer than 1.5 × their keep alive (MQTT-3.1.2-22), and
+    /// connections whose token expired, checking once a second until shutdown.
+    pub async fn sweep_connections(self: Arc<Self>) {
         let mut ticker = tokio::time::interval(Duration::from_secs(1));
         ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
@@ -501,6 +505,10 @@ impl Broker {
                     let generation = session.state.lock().generation;
                     session.kick(generation, ReasonCode::KeepAliveTimeout);
                 }
+            }
+            for (session, generation) in self.credential_expiries.take_due(unix_now()) {
+                tracing::info!(client_id = %session.client_id, "token expired: closing the connection");
+                session.kick(generation, ReasonCode::MaximumConnectTime);
             }
         }
     }

@@ -11,6 +11,7 @@ pub mod auth;
 pub mod broker;
 pub mod config;
 pub mod connection;
+pub mod credential_expiry;
 pub mod enforce;
 pub mod http;
 pub mod listener;

@@ -95,7 +95,7 @@ pub async fn start(
         metrics_address = Some(bound);
         background.spawn(crate::http::serve(broker.clone(), socket));
     }
-    background.spawn(broker.clone().sweep_keep_alives());
+    background.spawn(broker.clone().sweep_connections());
     background.spawn(sys::publish_periodically(broker.clone()));
     let mut reload_requests = None;
     let mut watch_handle = None;

@@ -21,6 +21,7 @@ pub struct JwtVerifier {
     groups_claim: Option<String>,
     issuer: Option<String>,
     audience: Option<String>,
+    leeway_seconds: u64,
 }
 
 /// One configured key.
@@ -42,6 +43,9 @@ pub struct VerifiedToken {
     pub groups: Vec<String>,
     /// Fingerprint of the key that verified the token.
     pub credential: u64,
+    /// Unix time (seconds) after which the token no longer vouches for the client: its `exp`
+    /// plus the configured leeway.
+    pub valid_until: u64,
 }
 
 /// Why a token was refused; safe to log (it never quotes the token or its claims' values).
@@ -118,6 +122,7 @@ impl JwtVerifier {
             groups_claim: config.groups_claim.clone(),
             issuer: config.issuer.clone(),
             audience: config.audience.clone(),
+            leeway_seconds: config.leeway_seconds,
         })
     }
 
@@ -160,6 +165,7 @@ impl JwtVerifier {
 
     fn validation(&self, algorithm: Algorithm) -> Validation {
         let mut validation = Validation::new(algorithm);
+        validation.leeway = self.leeway_seconds;
         validation.validate_nbf = true;
         validation.set_required_spec_claims(&["exp"]);
         if let Some(issuer) = &self.issuer {
@@ -191,10 +197,13 @@ impl JwtVerifier {
                 }
             },
         };
+        // `exp` is a required claim, checked to be a number by the validation above.
+        let expires = claims.get("exp").and_then(Value::as_f64).unwrap_or(0.0);
         Ok(VerifiedToken {
             username: username.to_owned(),
             groups,
             credential,
+            valid_until: (expires.max(0.0) as u64).saturating_add(self.leeway_seconds),
         })
     }
 }
@@ -320,6 +329,7 @@ mod tests {
                     algorithm: *algorithm,
                 })
                 .collect(),
+            leeway_seconds: 60,
         }
     }
 
@@ -437,6 +447,29 @@ mod tests {
         let (_dir, verifier) = hs256_verifier();
         let token = hs256_token(&json!({"sub": "alice", "exp": now() - 3600}));
         assert_eq!(verifier.verify(&token), Err(TokenRejection::Expired));
+    }
+
+    #[test]
+    fn a_token_is_valid_until_its_expiry_plus_the_leeway() {
+        let (_dir, verifier) = hs256_verifier();
+        let exp = now() + 600;
+        let token = hs256_token(&json!({"sub": "alice", "exp": exp}));
+        assert_eq!(verifier.verify(&token).map(|t| t.valid_until), Ok(exp + 60));
+    }
+
+    #[test]
+    fn the_leeway_admits_a_token_that_just_expired_and_can_be_turned_off() {
+        let dir = KeyDir::with(&[("secret", HMAC_SECRET)]);
+        let token = hs256_token(&json!({"sub": "alice", "exp": now() - 30}));
+        let lenient = dir.verifier(&config(&[("secret", JwtAlgorithm::HS256)]));
+        let strict = dir.verifier(&JwtConfig {
+            leeway_seconds: 0,
+            ..config(&[("secret", JwtAlgorithm::HS256)])
+        });
+        assert_eq!(
+            (lenient.verify(&token).is_ok(), strict.verify(&token)),
+            (true, Err(TokenRejection::Expired))
+        );
     }
 
     #[test]

@@ -124,6 +124,9 @@ pub struct Identity {
     /// Fingerprint of what vouched for the client: the password file entry, the JWT key, the
     /// certificate identity setting. [`Authenticator::recheck`] compares it after a reload.
     pub credential: u64,
+    /// Unix time (seconds) after which the credential no longer vouches for the client (a
+    /// JWT's `exp` plus the leeway); the broker then closes the connection. `None`: no expiry.
+    pub valid_until: Option<u64>,
 }
 
 /// Whether a live client's credential survives a configuration reload.
@@ -341,12 +344,14 @@ impl Authenticator {
                 return Err(ReasonCode::BadUserNameOrPassword);
             }
         }
-        Ok(self.identity(
+        let mut identity = self.identity(
             verified.username,
             verified.groups,
             AuthMethod::Jwt,
             verified.credential,
-        ))
+        );
+        identity.valid_until = Some(verified.valid_until);
+        Ok(identity)
     }
 
     fn by_password(
@@ -398,6 +403,7 @@ impl Authenticator {
             claimed_groups: Box::default(),
             method: AuthMethod::Anonymous,
             credential: 0,
+            valid_until: None,
         })
     }
 
@@ -414,6 +420,7 @@ impl Authenticator {
             claimed_groups: claimed_groups.into_boxed_slice(),
             method,
             credential,
+            valid_until: None,
         }
     }
 

@@ -71,6 +71,7 @@ fn jwt_config() -> JwtConfig {
             file: PathBuf::from("jwt/secret"),
             algorithm: JwtAlgorithm::HS256,
         }],
+        leeway_seconds: 60,
     }
 }
 

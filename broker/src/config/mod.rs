@@ -288,10 +288,20 @@ pub struct JwtConfig {
     pub audience: Option<String>,
     /// Verification keys; a token is accepted if any key of its algorithm verifies it.
     pub keys: Vec<JwtKey>,
+    /// Clock difference tolerated when checking `exp` and `nbf`, in seconds (default 60). A
+    /// connection admitted by a token is closed (MQTT 5: 0xA0, Maximum connect time) once the
+    /// token's `exp` plus this leeway has passed.
+    #[serde(default = "default_jwt_leeway")]
+    pub leeway_seconds: u64,
 }
 
 fn default_username_claim() -> String {
     "sub".into()
+}
+
+/// The `jsonwebtoken` crate's own default leeway.
+fn default_jwt_leeway() -> u64 {
+    60
 }
 
 /// One JWT verification key.

@@ -279,6 +279,11 @@ where
         peer,
     });
     opened.session.state.lock().client = Some(Arc::clone(&connected));
+    if let Some(valid_until) = connected.authenticated.valid_until {
+        broker
+            .credential_expiries
+            .schedule(valid_until, &opened.session, opened.generation);
+    }
     let acl = access::ConnectionAcl::new(
         &broker.config().acl,
         &connected.acl_identity(&opened.session.client_id),
@@ -525,6 +530,11 @@ where
             }
         }
         self.broker.metrics.connections_current.dec();
+        if let Some(valid_until) = self.connected.authenticated.valid_until {
+            self.broker
+                .credential_expiries
+                .cancel(valid_until, &self.session.0, self.generation);
+        }
         self.broker.close_session(&self.session.0, self.generation);
         // Only now does the client see its connection end: once it has, its clean session is
         // gone and an exclusive subscription it held is free for the next client to take.
@@ -601,7 +611,7 @@ mod size_tests {
     /// and per task (a 256-byte cell for a future this small). Mosquitto needs well under
     /// 1 KiB per idle client. The budgets are jemalloc size classes (the broker binary's
     /// allocator) that today's sizes fill: 64, 192, 320 - 16 (an `Arc`'s counts) and
-    /// 144 - 16, so a timer, buffer or wait future accidentally kept across the event loop,
+    /// 160 - 16, so a timer, buffer or wait future accidentally kept across the event loop,
     /// or a field that tips a struct into the next class, fails here first.
     #[test]
     fn an_idle_connection_stays_within_its_memory_budget() {
@@ -626,7 +636,7 @@ mod size_tests {
             std::mem::size_of::<ConnectedClient>(),
         );
         assert!(
-            sizes.0 <= 64 && sizes.1 <= 192 && sizes.2 <= 304 && sizes.3 <= 128,
+            sizes.0 <= 64 && sizes.1 <= 192 && sizes.2 <= 304 && sizes.3 <= 144,
             "serve future, Connection, Session, ConnectedClient: {sizes:?}"
         );
     }

@@ -292,10 +292,20 @@ pub struct JwtSpec {
     /// Required `aud`, if any.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub audience: Option<String>,
+    /// Clock difference tolerated when checking `exp` and `nbf`, in seconds. A connection
+    /// admitted by a token is closed (MQTT 5: 0xA0, Maximum connect time) once the token's
+    /// `exp` plus this leeway has passed.
+    #[serde(default = "default_jwt_leeway")]
+    #[schemars(range(max = 86400))]
+    pub leeway_seconds: u64,
 }
 
 fn default_username_claim() -> String {
     "sub".into()
+}
+
+fn default_jwt_leeway() -> u64 {
+    60
 }
 
 /// One JWT verification key within the JWT Secret.

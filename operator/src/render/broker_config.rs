@@ -100,6 +100,7 @@ fn auth_config(spec: &MqttClusterSpec) -> AuthConfig {
             groups_claim: jwt.groups_claim.clone(),
             issuer: jwt.issuer.clone(),
             audience: jwt.audience.clone(),
+            leeway_seconds: jwt.leeway_seconds,
             keys: jwt
                 .keys
                 .iter()
