@@ -165,6 +165,37 @@ impl ControlPlane {
         self.kubectl_with_stdin(args, "")
     }
 
+    /// Waits (at most a minute) until every CustomResourceDefinition in `crds` (names such as
+    /// `mqttclusters.mqtt.tern.dev`) is Established, so objects of its kinds can be applied.
+    ///
+    /// Polls the condition instead of running `kubectl wait`: the kubectl of Debian's 1.20
+    /// package fails outright ("<nil> is of the type <nil>") when asked right after the apply,
+    /// before the API server has written any condition.
+    pub fn wait_established(&self, crds: &[&str]) -> anyhow::Result<()> {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        for crd in crds {
+            loop {
+                let output = self.kubectl(&[
+                    "get",
+                    &format!("crd/{crd}"),
+                    "-o",
+                    r#"jsonpath={.status.conditions[?(@.type=="Established")].status}"#,
+                ])?;
+                if output.status.success() && String::from_utf8_lossy(&output.stdout) == "True" {
+                    break;
+                }
+                if Instant::now() > deadline {
+                    bail!(
+                        "CRD {crd} not Established within 60 s: {}",
+                        String::from_utf8_lossy(&output.stderr)
+                    );
+                }
+                std::thread::sleep(Duration::from_millis(100));
+            }
+        }
+        Ok(())
+    }
+
     /// Runs `kubectl ARGS` with `stdin` as its standard input (e.g. `apply -f -` and a
     /// manifest), killed after [`KUBECTL_TIMEOUT`].
     pub fn kubectl_with_stdin(&self, args: &[&str], stdin: &str) -> anyhow::Result<Output> {

@@ -62,16 +62,7 @@ fn kubectl_ok(cluster: &ControlPlane, args: &[&str], stdin: &str) -> String {
 fn custom_object_round_trips_through_an_applied_crd() -> anyhow::Result<()> {
     let cluster = ControlPlane::start(ControlPlaneOptions::default())?;
     kubectl_ok(&cluster, &["apply", "-f", "-"], GADGET_CRD);
-    kubectl_ok(
-        &cluster,
-        &[
-            "wait",
-            "--for=condition=Established",
-            "--timeout=60s",
-            "crd/gadgets.example.tern.dev",
-        ],
-        "",
-    );
+    cluster.wait_established(&["gadgets.example.tern.dev"])?;
 
     kubectl_ok(&cluster, &["apply", "-f", "-"], GADGET);
 
@@ -88,16 +79,7 @@ fn custom_object_round_trips_through_an_applied_crd() -> anyhow::Result<()> {
 fn crd_schema_rejects_an_invalid_custom_object() -> anyhow::Result<()> {
     let cluster = ControlPlane::start(ControlPlaneOptions::default())?;
     kubectl_ok(&cluster, &["apply", "-f", "-"], GADGET_CRD);
-    kubectl_ok(
-        &cluster,
-        &[
-            "wait",
-            "--for=condition=Established",
-            "--timeout=60s",
-            "crd/gadgets.example.tern.dev",
-        ],
-        "",
-    );
+    cluster.wait_established(&["gadgets.example.tern.dev"])?;
 
     let output =
         cluster.kubectl_with_stdin(&["apply", "-f", "-"], &GADGET.replace("size: 3", "size: 0"))?;

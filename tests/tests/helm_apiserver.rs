@@ -95,17 +95,9 @@ fn pruned_fields(sent: &Value, stored: &Value, path: &str, out: &mut Vec<String>
 fn install_crds(cluster: &ControlPlane) {
     let crds = workspace_root().join("charts/tern-operator/crds");
     kubectl(cluster, &["apply", "-f", &crds.to_string_lossy()], "");
-    kubectl(
-        cluster,
-        &[
-            "wait",
-            "--for=condition=Established",
-            "--timeout=60s",
-            "crd/mqttclusters.mqtt.tern.dev",
-            "crd/aclpolicies.mqtt.tern.dev",
-        ],
-        "",
-    );
+    cluster
+        .wait_established(&["mqttclusters.mqtt.tern.dev", "aclpolicies.mqtt.tern.dev"])
+        .expect("the CRDs are established");
 }
 
 fn render(helm: &Helm, args: &[&str]) -> Vec<Manifest> {

@@ -109,17 +109,9 @@ fn operator_reconciles_the_examples_with_only_the_charts_rbac() {
         .expect("test control plane starts (scripts/kube-test-env.sh)");
     let crds = workspace_root().join("charts/tern-operator/crds");
     kubectl(&cluster, &["apply", "-f", &crds.to_string_lossy()], "");
-    kubectl(
-        &cluster,
-        &[
-            "wait",
-            "--for=condition=Established",
-            "--timeout=60s",
-            "crd/mqttclusters.mqtt.tern.dev",
-            "crd/aclpolicies.mqtt.tern.dev",
-        ],
-        "",
-    );
+    cluster
+        .wait_established(&["mqttclusters.mqtt.tern.dev", "aclpolicies.mqtt.tern.dev"])
+        .expect("the CRDs are established");
     kubectl(&cluster, &["create", "namespace", "tern-system"], "");
 
     // The chart's ServiceAccount and RBAC, for real.

@@ -63,17 +63,9 @@ impl Harness {
             let path = crds.join(file);
             kubectl_ok(&plane, &["apply", "-f", &path.to_string_lossy()], "");
         }
-        kubectl_ok(
-            &plane,
-            &[
-                "wait",
-                "--for=condition=established",
-                "--timeout=60s",
-                "crd/mqttclusters.mqtt.tern.dev",
-                "crd/aclpolicies.mqtt.tern.dev",
-            ],
-            "",
-        );
+        plane
+            .wait_established(&["mqttclusters.mqtt.tern.dev", "aclpolicies.mqtt.tern.dev"])
+            .unwrap_or_else(|error| panic!("{error:#}"));
         kubectl_ok(&plane, &["create", "namespace", NAMESPACE], "");
         let kubeconfig = Kubeconfig::read_from(plane.kubeconfig_path())
             .unwrap_or_else(|error| panic!("{error}"));
