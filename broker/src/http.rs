@@ -1,5 +1,5 @@
 //! The HTTP side of the broker: `/metrics` for Prometheus, `/healthz` and `/readyz` for
-//! Kubernetes probes.
+//! Kubernetes probes, `/revision` for the operator (which rendering is in force).
 
 use std::sync::Arc;
 
@@ -12,6 +12,7 @@ use prometheus::{Encoder, TextEncoder};
 use tokio::net::TcpListener;
 
 use crate::broker::Broker;
+use crate::config::RenderedRevision;
 
 /// Serves the endpoints on `socket` until the broker shuts down.
 pub async fn serve(broker: Arc<Broker>, socket: TcpListener) {
@@ -20,6 +21,7 @@ pub async fn serve(broker: Arc<Broker>, socket: TcpListener) {
         .route("/metrics", get(metrics))
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
+        .route("/revision", get(revision))
         .with_state(broker);
     let result = axum::serve(socket, app)
         .with_graceful_shutdown(async move { shutdown.cancelled().await })
@@ -44,6 +46,25 @@ async fn healthz() -> &'static str {
 }
 
 /// Readiness: a valid configuration is loaded and every listener is bound.
+/// The revision in force, ready or not: the one the operator rendered (from the
+/// `renderedRevisionFiles`), else the broker's own content hash. 503 while the mounted files
+/// disagree, i.e. the volume holds parts of two renderings.
+async fn revision(State(broker): State<Arc<Broker>>) -> Response {
+    let config = broker.config();
+    match &config.rendered_revision {
+        RenderedRevision::Is(revision) => (StatusCode::OK, format!("{revision}\n")),
+        RenderedRevision::Unknown => (StatusCode::OK, format!("{}\n", config.revision)),
+        RenderedRevision::Mixed(revisions) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!(
+                "rendered revision files disagree: {}\n",
+                revisions.join(", ")
+            ),
+        ),
+    }
+    .into_response()
+}
+
 async fn readyz(State(broker): State<Arc<Broker>>) -> Response {
     match broker.readiness_problem() {
         None => (

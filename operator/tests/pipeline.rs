@@ -13,13 +13,17 @@ mod common;
 use std::time::{Duration, Instant};
 
 use common::{eventually, policy_condition, Harness, CONVERGE, WITH_OPERATOR};
-use k8s_openapi::api::core::v1::{ConfigMap, Secret};
+use k8s_openapi::api::apps::v1::StatefulSet;
+use k8s_openapi::api::core::v1::{ConfigMap, Pod, Secret};
+use kube::api::{Patch, PatchParams};
 use kube::ResourceExt;
+use serde_json::json;
 use tern_broker::protocol::{QoS, ReasonCode};
 use tern_e2e::broker::free_port;
 use tern_e2e::clients::{publish_packet, ProtocolVersion, RawClient};
 use tern_e2e::live::LiveBroker;
 use tern_e2e::projected::{ProjectedVolume, VolumeFile};
+use tern_operator::crd::{AclPolicy, MqttCluster};
 use tern_operator::render::files;
 
 /// What the issue promises: a policy applied is enforced within this.
@@ -162,6 +166,9 @@ async fn an_applied_acl_policy_denies_a_connected_client_within_two_seconds() {
     .await;
     let (mut kubelet, volume_files) = KubeletStandIn::mount(&config_map, &secret);
     let mut broker = LiveBroker::start(mqtt_port, &volume_files, metrics_port);
+    // The broker's pod, as the StatefulSet and the kubelet would report it: its IP is this
+    // machine's loopback, where the broker's metrics port answers `/revision`.
+    create_running_pod(&harness, "demo", "127.0.0.1").await;
     let mut door_panel = RawClient::connect(
         &format!("127.0.0.1:{mqtt_port}"),
         ProtocolVersion::V5,
@@ -212,7 +219,72 @@ async fn an_applied_acl_policy_denies_a_connected_client_within_two_seconds() {
         latency < ENFORCED_WITHIN && elsewhere == ReasonCode::Success,
         "denied after {latency:?} (limit {ENFORCED_WITHIN:?}); demo/lobby/light: {elsewhere:?}"
     );
+
+    // The cluster's status says so too: the pod runs the revision the operator rendered.
+    let (rendered, running) =
+        eventually("the pod to report the new revision", CONVERGE, || async {
+            let cluster = harness.api::<MqttCluster>().get("demo").await.ok()?;
+            let status = cluster.status?;
+            let rendered = status.config_revision?;
+            let running = status.pods.first()?.running_revision.clone()?;
+            let locked_rendered = config_map_policies(&harness)
+                .await
+                .contains("demo/locked/#");
+            (locked_rendered && running == rendered).then_some((rendered, running))
+        })
+        .await;
+    println!(
+        "policy applied -> status.pods[0].runningRevision {running}: {} ms",
+        applied_at.elapsed().as_millis()
+    );
+    assert_eq!(running, rendered);
+    // And the policy that caused it says its rules run on the one broker there is.
+    eventually(
+        "the policy to report its rules running",
+        CONVERGE,
+        || async {
+            let policy = harness.api::<AclPolicy>().get("lockdown").await.ok()?;
+            let status = policy.status?;
+            let applied = status.conditions.iter().find(|c| c.type_ == "Applied")?;
+            (status.config_revision.as_deref() == Some(rendered.as_str())
+                && applied
+                    .message
+                    .ends_with("1 of 1 broker(s) report running it"))
+            .then_some(())
+        },
+    )
+    .await;
     harness.stop().await;
+}
+
+/// Creates the broker pod of `cluster` as its StatefulSet would, and reports it running at
+/// `ip` as its kubelet would.
+async fn create_running_pod(harness: &Harness, cluster: &str, ip: &str) {
+    let statefulset = eventually("the StatefulSet", CONVERGE, || async {
+        harness.api::<StatefulSet>().get_opt(cluster).await.ok()?
+    })
+    .await;
+    let labels = statefulset
+        .spec
+        .and_then(|spec| spec.selector.match_labels)
+        .unwrap_or_default();
+    let name = format!("{cluster}-0");
+    let pod = json!({
+        "apiVersion": "v1", "kind": "Pod",
+        "metadata": { "name": name, "labels": labels },
+        "spec": { "containers": [{ "name": "broker", "image": "ghcr.io/tern-mqtt/tern:test" }] }
+    });
+    let pods = harness.api::<Pod>();
+    pods.create(
+        &Default::default(),
+        &serde_json::from_value(pod).unwrap_or_else(|error| panic!("{error}")),
+    )
+    .await
+    .unwrap_or_else(|error| panic!("{error}"));
+    let status = json!({ "status": { "phase": "Running", "podIP": ip, "podIPs": [{ "ip": ip }] } });
+    pods.patch_status(&name, &PatchParams::default(), &Patch::Merge(&status))
+        .await
+        .unwrap_or_else(|error| panic!("{error}"));
 }
 
 /// The policies file as the ConfigMap holds it now, for failure messages.

@@ -35,6 +35,19 @@ pub struct LoadedConfig {
     pub acl: Arc<AclSnapshot>,
     /// The authentication decisions of this revision (password file, JWT keys read).
     pub auth: Arc<Authenticator>,
+    /// What the `renderedRevisionFiles` say, when there are any.
+    pub rendered_revision: RenderedRevision,
+}
+
+/// The revision a configuration was rendered as, from its `renderedRevisionFiles`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RenderedRevision {
+    /// The configuration names no such files (it was not rendered by the operator).
+    Unknown,
+    /// Every file holds this revision.
+    Is(String),
+    /// The files disagree: the volume holds parts of different renderings.
+    Mixed(Vec<String>),
 }
 
 impl std::fmt::Debug for LoadedConfig {
@@ -172,6 +185,7 @@ fn compile(
         files.read(&key.file)?;
     }
     let auth = Authenticator::load(&config.auth, &files.base_dir)?;
+    let rendered_revision = rendered_revision(&config.rendered_revision_files, &mut files)?;
     let base_dir = files.base_dir.clone();
     Ok(LoadedConfig {
         config,
@@ -180,6 +194,38 @@ fn compile(
         tls: tls_configs,
         acl: Arc::new(acl),
         auth: Arc::new(auth),
+        rendered_revision,
+    })
+}
+
+/// Reads the `renderedRevisionFiles`: each must hold one revision (letters and digits, at
+/// most 64); they agree or the configuration is reported as [`RenderedRevision::Mixed`].
+fn rendered_revision(
+    paths: &[PathBuf],
+    files: &mut FileReader,
+) -> Result<RenderedRevision, ConfigError> {
+    let mut revisions: Vec<String> = Vec::new();
+    for path in paths {
+        let bytes = files.read(path)?;
+        let text = String::from_utf8_lossy(&bytes).trim().to_string();
+        let well_formed =
+            !text.is_empty() && text.len() <= 64 && text.chars().all(|c| c.is_ascii_alphanumeric());
+        if !well_formed {
+            return Err(ConfigError::Invalid {
+                path: path.clone(),
+                message: "a rendered revision file must hold one revision (up to 64 letters \
+                          and digits)"
+                    .into(),
+            });
+        }
+        if !revisions.contains(&text) {
+            revisions.push(text);
+        }
+    }
+    Ok(match revisions.len() {
+        0 => RenderedRevision::Unknown,
+        1 => RenderedRevision::Is(revisions.remove(0)),
+        _ => RenderedRevision::Mixed(revisions),
     })
 }
 
@@ -347,6 +393,35 @@ mod tests {
     fn embedded_default_round_trips_through_yaml() {
         let text = yaml_serde::to_string(&BrokerConfig::embedded_default()).unwrap();
         assert_eq!(parse(&text).unwrap(), BrokerConfig::embedded_default());
+    }
+
+    #[test]
+    fn rendered_revision_files_agree_disagree_or_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let load_with = |a: &str, b: &str| {
+            std::fs::write(dir.path().join("a"), a).unwrap();
+            std::fs::write(dir.path().join("b"), b).unwrap();
+            std::fs::write(
+                dir.path().join("broker.yaml"),
+                "listeners: [ { name: mqtt, port: 1883 } ]\nrenderedRevisionFiles: [a, b]\n",
+            )
+            .unwrap();
+            load_config(dir.path()).map(|loaded| loaded.rendered_revision)
+        };
+        assert_eq!(
+            load_with("abc123\n", "abc123").unwrap(),
+            RenderedRevision::Is("abc123".into())
+        );
+        assert_eq!(
+            load_with("abc123", "def456").unwrap(),
+            RenderedRevision::Mixed(vec!["abc123".into(), "def456".into()])
+        );
+        let refused = load_with("abc123", "not a revision")
+            .unwrap_err()
+            .to_string();
+        assert!(refused.contains("rendered revision"), "{refused}");
+        let plain = LoadedConfig::from_config(BrokerConfig::embedded_default(), dir.path().into());
+        assert_eq!(plain.unwrap().rendered_revision, RenderedRevision::Unknown);
     }
 
     #[test]

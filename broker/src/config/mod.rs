@@ -15,6 +15,7 @@ use serde::{Deserialize, Serialize};
 
 pub use load::{
     config_location, load_config, parse_config, revision_of, ConfigError, LoadedConfig,
+    RenderedRevision,
 };
 pub use watch::{watch, ConfigWatch};
 
@@ -47,6 +48,13 @@ pub struct BrokerConfig {
     /// How configuration changes are applied to a running broker.
     #[serde(default)]
     pub reload: ReloadConfig,
+    /// Files that each hold the revision this configuration was rendered as, one per source
+    /// of the mounted volume (the operator writes its revision into its ConfigMap and into its
+    /// Secret). When all hold the same text, `/revision` reports it, so the operator can tell
+    /// which rendering a broker runs; when they differ, the volume is half-updated and
+    /// `/revision` answers 503.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub rendered_revision_files: Vec<PathBuf>,
 }
 
 impl BrokerConfig {
@@ -63,6 +71,7 @@ impl BrokerConfig {
                 path: None,
                 tls: None,
             }],
+            rendered_revision_files: Vec::new(),
             limits: Limits::default(),
             metrics: MetricsConfig::default(),
             sys: SysConfig::default(),

@@ -17,6 +17,7 @@ use super::apply::{apply, apply_disruption_budget, apply_params};
 use super::cluster_status::{cluster_conditions, ClusterObservation, RolloutState};
 use super::context::{Context, Error};
 use super::material::gather_secret_material;
+use super::pod_revision::running_revision;
 use super::policy_rules::validate_rules;
 use crate::crd::{set_condition, AclPolicy, MqttCluster, MqttClusterStatus, PodConfigRevision};
 use crate::render::{
@@ -25,6 +26,10 @@ use crate::render::{
 
 /// How often a settled cluster is reconciled anyway, to repair drift nobody reported.
 const RESYNC_INTERVAL: Duration = Duration::from_secs(300);
+
+/// How soon a cluster is looked at again while a broker reports an older configuration than
+/// the one rendered: no watch event says when it has loaded the new one.
+const PROPAGATION_CHECK_INTERVAL: Duration = Duration::from_secs(2);
 
 /// Brings one cluster's children and status in line with its spec.
 pub async fn reconcile_cluster(
@@ -38,7 +43,10 @@ pub async fn reconcile_cluster(
     } else {
         converge_cluster(&cluster, &ctx)
             .await
-            .map(|()| Action::requeue(RESYNC_INTERVAL))
+            .map(|propagation| match propagation {
+                Propagation::Pending => Action::requeue(PROPAGATION_CHECK_INTERVAL),
+                Propagation::Done => Action::requeue(RESYNC_INTERVAL),
+            })
     };
     ctx.metrics
         .observe("MqttCluster", started.elapsed(), &result);
@@ -61,12 +69,21 @@ pub fn object_key<K: Resource>(object: &K) -> String {
 /// in the `Degraded` condition, not retried until something changes.
 type SpecProblem = (&'static str, String);
 
+/// Whether every broker that reports its configuration runs the rendered one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Propagation {
+    /// Some broker still reports an older revision.
+    Pending,
+    /// None does (brokers that cannot be asked do not count).
+    Done,
+}
+
 /// One full pass over a cluster. Also run by the `AclPolicy` finalizer, so a deleted policy's
 /// rules are gone from the configuration before the policy itself disappears.
-pub async fn converge_cluster(cluster: &MqttCluster, ctx: &Context) -> Result<(), Error> {
+pub async fn converge_cluster(cluster: &MqttCluster, ctx: &Context) -> Result<Propagation, Error> {
     let Ok(names) = ClusterNames::of(cluster) else {
         // Not stored yet: the watch will bring it back once it is.
-        return Ok(());
+        return Ok(Propagation::Done);
     };
     let desired = desired_objects(ctx, cluster, &names).await?;
     if let Ok(objects) = &desired {
@@ -77,8 +94,20 @@ pub async fn converge_cluster(cluster: &MqttCluster, ctx: &Context) -> Result<()
         .ok()
         .map(|objects| objects.config_revision.as_str());
     let rollout = observe_rollout(ctx, &names).await?;
-    let pods = signal_pods(ctx, &names, revision).await?;
+    let pods = signal_pods(ctx, &names, revision, cluster.spec.metrics_port).await?;
 
+    let propagation = match revision {
+        Some(revision)
+            if pods.iter().any(|pod| {
+                pod.running_revision
+                    .as_deref()
+                    .is_some_and(|running| running != revision)
+            }) =>
+        {
+            Propagation::Pending
+        }
+        _ => Propagation::Done,
+    };
     let previous = cluster.status.clone().unwrap_or_default();
     let spec_problem = desired.as_ref().err();
     let status = next_status(
@@ -94,7 +123,7 @@ pub async fn converge_cluster(cluster: &MqttCluster, ctx: &Context) -> Result<()
     if status != previous {
         write_status(ctx, &names, &status).await?;
     }
-    Ok(())
+    Ok(propagation)
 }
 
 /// Everything the cluster should consist of now, or why its spec cannot be honoured.
@@ -145,7 +174,14 @@ fn next_status(
         rollout: rollout.clone(),
         pods_behind_config: pods
             .iter()
-            .filter(|pod| Some(&pod.config_revision) != config_revision.as_ref())
+            .filter(|pod| {
+                let current = config_revision.as_deref();
+                Some(pod.config_revision.as_str()) != current
+                    || pod
+                        .running_revision
+                        .as_deref()
+                        .is_some_and(|running| Some(running) != current)
+            })
             .count(),
     };
     let generation = cluster.meta().generation;
@@ -224,11 +260,13 @@ async fn observe_rollout(ctx: &Context, names: &ClusterNames) -> Result<RolloutS
 
 /// Annotates every running broker pod with `revision` (when there is one), which makes the
 /// kubelet refresh the pod's projected configuration volume right away instead of at its next
-/// periodic sync. The pod template is never touched. Returns each pod's signalled revision.
+/// periodic sync. The pod template is never touched. Returns each pod's signalled revision and
+/// the one its broker reports running (asked on `metrics_port`, all pods at once).
 async fn signal_pods(
     ctx: &Context,
     names: &ClusterNames,
     revision: Option<&str>,
+    metrics_port: u16,
 ) -> Result<Vec<PodConfigRevision>, Error> {
     let api: Api<Pod> = Api::namespaced(ctx.client.clone(), &names.namespace);
     let selector = names.selector_string();
@@ -237,8 +275,14 @@ async fn signal_pods(
         .await
         .map_err(Error::kube("list broker pods"))?;
     let mut signalled = Vec::new();
+    let mut asks = Vec::new();
     for pod in pods.items {
         let name = pod.name_any();
+        let pod_ip = pod
+            .status
+            .as_ref()
+            .and_then(|status| status.pod_ip.as_deref())
+            .and_then(|ip| ip.parse::<std::net::IpAddr>().ok());
         let current = pod.annotations().get(CONFIG_REVISION_ANNOTATION).cloned();
         let now_signalled = match revision {
             Some(revision) if current.as_deref() != Some(revision) => {
@@ -255,11 +299,22 @@ async fn signal_pods(
             _ => current,
         };
         if let Some(config_revision) = now_signalled {
+            asks.push(async move {
+                match pod_ip {
+                    Some(ip) => running_revision(ip, metrics_port).await,
+                    None => None,
+                }
+            });
             signalled.push(PodConfigRevision {
                 name,
                 config_revision,
+                running_revision: None,
             });
         }
+    }
+    let running = futures::future::join_all(asks).await;
+    for (pod, running) in signalled.iter_mut().zip(running) {
+        pod.running_revision = running;
     }
     signalled.sort_by(|a, b| a.name.cmp(&b.name));
     Ok(signalled)

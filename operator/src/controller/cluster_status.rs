@@ -13,7 +13,8 @@ pub struct ClusterObservation {
     pub spec_problem: Option<(&'static str, String)>,
     /// The StatefulSet's rollout.
     pub rollout: RolloutState,
-    /// Broker pods not yet signalled the current configuration revision.
+    /// Broker pods not yet signalled the current configuration revision, or reporting that
+    /// they run another one.
     pub pods_behind_config: usize,
 }
 
@@ -87,7 +88,7 @@ fn progressing(seen: &ClusterObservation, desired: i32) -> ConditionUpdate {
             types::PROGRESSING,
             "ConfigPropagating",
             format!(
-                "{} broker(s) not yet signalled the new configuration",
+                "{} broker(s) not yet running the new configuration",
                 seen.pods_behind_config
             ),
         );

@@ -10,6 +10,7 @@ mod cluster;
 mod cluster_status;
 mod context;
 mod material;
+mod pod_revision;
 mod policy;
 mod policy_rules;
 mod run;

@@ -21,7 +21,9 @@ use super::apply::apply_params;
 use super::cluster::{converge_cluster, object_key};
 use super::context::{Context, Error};
 use super::policy_rules::validate_rules;
-use crate::crd::{set_condition, AclPolicy, AclPolicyStatus, ConditionUpdate, MqttCluster};
+use crate::crd::{
+    set_condition, AclPolicy, AclPolicyStatus, ConditionUpdate, MqttCluster, PodConfigRevision,
+};
 use crate::render::{config_map_name, files, CONFIG_REVISION_ANNOTATION};
 
 /// Keeps a deleted `AclPolicy` until its rules are out of its cluster's configuration.
@@ -81,7 +83,12 @@ async fn report_policy(policy: &AclPolicy, ctx: &Context) -> Result<Action, Erro
     let cluster = find_cluster(ctx, policy).await?;
     let accepted = accepted_condition(policy, cluster.is_some());
     let (applied, config_revision) = if accepted.status {
-        applied_condition(ctx, policy).await?
+        let pods = cluster
+            .as_ref()
+            .and_then(|cluster| cluster.status.as_ref())
+            .map(|status| status.pods.as_slice())
+            .unwrap_or_default();
+        applied_condition(ctx, policy, pods).await?
     } else {
         (
             ConditionUpdate::fails(types::APPLIED, "NotAccepted", "the policy is not accepted"),
@@ -138,6 +145,7 @@ fn accepted_condition(policy: &AclPolicy, cluster_exists: bool) -> ConditionUpda
 async fn applied_condition(
     ctx: &Context,
     policy: &AclPolicy,
+    pods: &[PodConfigRevision],
 ) -> Result<(ConditionUpdate, Option<String>), Error> {
     let namespace = policy.namespace().unwrap_or_default();
     let config_map_name = config_map_name(&policy.spec.cluster_ref.name);
@@ -159,13 +167,19 @@ async fn applied_condition(
         .iter()
         .any(|entry| entry.name == name && entry.rules == policy.spec.rules);
     Ok(if in_config {
+        let running = pods
+            .iter()
+            .filter(|pod| pod.running_revision.is_some() && pod.running_revision == revision)
+            .count();
         (
             ConditionUpdate::holds(
                 types::APPLIED,
                 "InConfiguration",
                 format!(
-                    "the rules are in configuration revision {}",
-                    revision.as_deref().unwrap_or("unknown")
+                    "the rules are in configuration revision {}; {running} of {} broker(s) \
+                     report running it",
+                    revision.as_deref().unwrap_or("unknown"),
+                    pods.len()
                 ),
             ),
             revision,

@@ -363,17 +363,17 @@ pub struct MqttClusterStatus {
     /// ConfigMap and Secret it wrote).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub config_revision: Option<String>,
-    /// Per broker pod, the configuration revision the operator has signalled to it.
+    /// Per broker pod, the configuration revision signalled to it and the one it runs.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub pods: Vec<PodConfigRevision>,
 }
 
-/// The configuration revision a broker pod has been told about.
+/// The configuration revisions of one broker pod.
 ///
-/// The operator records a revision here after annotating the running pod with it, which makes
-/// the kubelet refresh the pod's configuration volume; the broker then reloads within its
-/// debounce interval. It therefore says "delivered", not "verified running": the broker's own
-/// `/readyz` (`ready revision=...`) and `tern_config_info` metric report what it loaded.
+/// The operator annotates the running pod with each new revision, which makes the kubelet
+/// refresh the pod's configuration volume (`configRevision`: delivered). The broker reloads
+/// within its debounce interval and then reports the revision on its metrics port's
+/// `/revision`, which the operator asks at every reconciliation (`runningRevision`: in force).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct PodConfigRevision {
@@ -381,4 +381,8 @@ pub struct PodConfigRevision {
     pub name: String,
     /// The revision last signalled to the pod.
     pub config_revision: String,
+    /// The revision the broker reported running when last asked; absent when it could not be
+    /// asked (no pod IP yet, not listening, unreachable) or its volume was half-updated.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub running_revision: Option<String>,
 }

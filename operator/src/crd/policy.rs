@@ -76,11 +76,12 @@ pub struct AclPolicyStatus {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub observed_generation: Option<i64>,
     /// `Accepted`: the rules are valid and the cluster exists. `Applied`: the rules are in the
-    /// cluster's rendered configuration (see `configRevision`).
+    /// cluster's rendered configuration (see `configRevision`); its message says how many of
+    /// the cluster's brokers report running that revision.
     #[serde(default)]
     pub conditions: Vec<Condition>,
-    /// The cluster's configuration revision that contains these rules. Compare it with the
-    /// cluster's `status.pods[].configRevision` to see which brokers have been told to load it.
+    /// The cluster's configuration revision that contains these rules. The cluster's
+    /// `status.pods[].runningRevision` says which brokers run it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub config_revision: Option<String>,
 }

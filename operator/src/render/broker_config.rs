@@ -26,6 +26,12 @@ pub mod files {
     pub const POLICIES: &str = "acl-policies.yaml";
     /// `user:hash` lines (Secret).
     pub const PASSWORDS: &str = "passwd";
+    /// The configuration revision, as written into the ConfigMap (ConfigMap).
+    pub const RENDERED_REVISION: &str = "rendered-revision";
+    /// The configuration revision, as written into the Secret (Secret). The broker reports a
+    /// revision only when both copies agree, i.e. when the kubelet projected both objects of
+    /// the same rendering.
+    pub const RENDERED_REVISION_SECRET: &str = "rendered-revision-secret";
 
     /// A JWT verification key, by its key in the user's JWT Secret (Secret).
     pub fn jwt_key(key: &str) -> String {
@@ -68,6 +74,10 @@ pub fn broker_config(spec: &MqttClusterSpec) -> BrokerConfig {
             files: vec![PathBuf::from(files::POLICIES)],
         },
         reload: ReloadConfig::default(),
+        rendered_revision_files: vec![
+            PathBuf::from(files::RENDERED_REVISION),
+            PathBuf::from(files::RENDERED_REVISION_SECRET),
+        ],
     }
 }
 

@@ -99,9 +99,16 @@ pub fn render_cluster(inputs: &RenderInputs<'_>) -> Result<ClusterObjects, Rende
             file: files::POLICIES,
             source,
         })?;
-    let secret_data = inputs.secret_material.files();
-    let config_map_data = config_map::data(broker_yaml, policies_yaml);
+    let mut secret_data = inputs.secret_material.files();
+    let mut config_map_data = config_map::data(broker_yaml, policies_yaml);
     let config_revision = config_revision(&config_map_data, &secret_data);
+    // A copy of the revision in each object, for the broker to report (`/revision`) once the
+    // kubelet has projected both objects of this rendering.
+    config_map_data.insert(files::RENDERED_REVISION.into(), config_revision.clone());
+    secret_data.insert(
+        files::RENDERED_REVISION_SECRET.into(),
+        k8s_openapi::ByteString(config_revision.clone().into_bytes()),
+    );
     Ok(ClusterObjects {
         config_map: config_map::config_map(&names, config_map_data, &config_revision),
         secret: secret::secret(&names, secret_data, &config_revision),

@@ -245,7 +245,47 @@ fn tls_material_is_copied_into_the_secret() {
         .as_ref()
         .map(|data| data.keys().cloned().collect())
         .unwrap_or_default();
-    assert_eq!(keys, ["tls-mqtts-ca.crt", "tls-mqtts.crt", "tls-mqtts.key"]);
+    assert_eq!(
+        keys,
+        [
+            "rendered-revision-secret",
+            "tls-mqtts-ca.crt",
+            "tls-mqtts.crt",
+            "tls-mqtts.key"
+        ]
+    );
+}
+
+/// Both objects carry the revision they were rendered as, and `broker.yaml` names both copies,
+/// so a broker can say which rendering it runs only once both have reached it.
+#[test]
+fn the_revision_is_written_into_the_config_map_and_the_secret() {
+    let objects = render_with(spec(), &[], &SecretMaterial::default());
+    let in_config_map = objects
+        .config_map
+        .data
+        .as_ref()
+        .and_then(|data| data.get(files::RENDERED_REVISION).cloned());
+    let in_secret = objects
+        .secret
+        .data
+        .as_ref()
+        .and_then(|data| data.get(files::RENDERED_REVISION_SECRET))
+        .map(|bytes| String::from_utf8_lossy(&bytes.0).into_owned());
+    let broker_yaml = objects.config_map.data.as_ref().unwrap()[files::BROKER_YAML].clone();
+    let config =
+        tern_broker::config::parse_config(broker_yaml.as_bytes(), "broker.yaml".as_ref()).unwrap();
+    assert_eq!(
+        (in_config_map.as_deref(), in_secret.as_deref()),
+        (
+            Some(objects.config_revision.as_str()),
+            Some(objects.config_revision.as_str())
+        )
+    );
+    assert_eq!(
+        config.rendered_revision_files,
+        [files::RENDERED_REVISION, files::RENDERED_REVISION_SECRET].map(std::path::PathBuf::from)
+    );
 }
 
 #[test]
