@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use tern_broker::protocol::Packet;
 use tern_broker::protocol::{QoS, ReasonCode};
-use tern_e2e::broker::{free_port, BrokerConfig, BrokerKind, BrokerProcess};
+use tern_e2e::broker::{BrokerConfig, BrokerKind, BrokerProcess};
 use tern_e2e::clients::{connect_packet, publish_packet, Event, ProtocolVersion, RawClient};
 
 const ACL_FILE: &str = "\
@@ -106,19 +106,12 @@ async fn a_converted_acl_file_decides_like_mosquitto() {
         "the anonymous section is reported"
     );
     std::fs::write(dir.path().join("policies.yaml"), &import.stdout).unwrap();
-    let (port, metrics) = (free_port().unwrap(), free_port().unwrap());
-    std::fs::write(
-        dir.path().join("broker.yaml"),
-        format!(
-            "listeners: [ {{ name: mqtt, port: {port}, bind: 127.0.0.1 }} ]\n\
-             metrics: {{ bind: 127.0.0.1, port: {metrics} }}\n\
-             auth: {{ allowAnonymous: false, passwordFile: passwd }}\n\
-             acl: {{ defaultAction: deny, files: [policies.yaml] }}\n"
-        ),
+    let tern = BrokerProcess::start_tern_in(
+        dir.path(),
+        "auth: { allowAnonymous: false, passwordFile: passwd }\n\
+         acl: { defaultAction: deny, files: [policies.yaml] }\n",
     )
-    .unwrap();
-    let tern = BrokerProcess::start_tern_with_config(dir.path(), port, Some(metrics))
-        .expect("starting tern");
+    .expect("starting tern");
 
     let mut answers = Vec::new();
     for (probe, expected) in PROBES {

@@ -183,6 +183,22 @@ impl BrokerProcess {
         BrokerProcess::launch(kind, command, dir, port, metrics_port, config.nofile_limit)
     }
 
+    /// Starts Tern from `dir`, writing its `broker.yaml` first: one MQTT listener and the
+    /// metrics endpoint on free ports of 127.0.0.1, then `extra_yaml` (complete top-level keys,
+    /// such as `auth:` and `acl:`; paths in it are relative to `dir`).
+    pub fn start_tern_in(dir: &Path, extra_yaml: &str) -> anyhow::Result<BrokerProcess> {
+        let (port, metrics) = (free_port()?, free_port()?);
+        std::fs::write(
+            dir.join("broker.yaml"),
+            format!(
+                "listeners: [ {{ name: mqtt, port: {port}, bind: 127.0.0.1 }} ]\n\
+                 metrics: {{ bind: 127.0.0.1, port: {metrics} }}\n{extra_yaml}"
+            ),
+        )
+        .context("writing broker.yaml")?;
+        BrokerProcess::start_tern_with_config(dir, port, Some(metrics))
+    }
+
     /// Starts `tern-broker --config CONFIG` for a configuration the test manages itself (for
     /// example a [`crate::projected::ProjectedVolume`] it rewrites to exercise reloads), and
     /// waits until `port` — which that configuration must listen on — accepts connections.

@@ -7,7 +7,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use jsonwebtoken::{encode, EncodingKey, Header};
 use serde_json::json;
 use tern_broker::protocol::{QoS, ReasonCode};
-use tern_e2e::broker::{free_port, BrokerProcess};
+use tern_e2e::broker::BrokerProcess;
 use tern_e2e::clients::{connect_packet, ProtocolVersion, RawClient};
 
 const SECRET: &[u8] = b"a shared secret of the JWT tests";
@@ -17,18 +17,11 @@ fn start_broker() -> (BrokerProcess, tempfile::TempDir) {
     let dir = tempfile::tempdir().unwrap();
     std::fs::create_dir(dir.path().join("jwt")).unwrap();
     std::fs::write(dir.path().join("jwt/secret"), SECRET).unwrap();
-    let (port, metrics) = (free_port().unwrap(), free_port().unwrap());
-    std::fs::write(
-        dir.path().join("broker.yaml"),
-        format!(
-            "listeners: [ {{ name: mqtt, port: {port}, bind: 127.0.0.1 }} ]\n\
-             metrics: {{ bind: 127.0.0.1, port: {metrics} }}\n\
-             auth:\n  allowAnonymous: false\n  jwt: {{ leewaySeconds: 0, keys: [ {{ file: jwt/secret, algorithm: HS256 }} ] }}\n"
-        ),
+    let broker = BrokerProcess::start_tern_in(
+        dir.path(),
+        "auth:\n  allowAnonymous: false\n  jwt: { leewaySeconds: 0, keys: [ { file: jwt/secret, algorithm: HS256 } ] }\n",
     )
-    .unwrap();
-    let broker = BrokerProcess::start_tern_with_config(dir.path(), port, Some(metrics))
-        .expect("starting tern");
+    .expect("starting tern");
     (broker, dir)
 }
 
