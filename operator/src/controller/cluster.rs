@@ -98,11 +98,9 @@ pub async fn converge_cluster(cluster: &MqttCluster, ctx: &Context) -> Result<Pr
 
     let propagation = match revision {
         Some(revision)
-            if pods.iter().any(|pod| {
-                pod.running_revision
-                    .as_deref()
-                    .is_some_and(|running| running != revision)
-            }) =>
+            if pods
+                .iter()
+                .any(|pod| pod.reports_running_other_than(revision)) =>
         {
             Propagation::Pending
         }
@@ -174,13 +172,11 @@ fn next_status(
         rollout: rollout.clone(),
         pods_behind_config: pods
             .iter()
-            .filter(|pod| {
-                let current = config_revision.as_deref();
-                Some(pod.config_revision.as_str()) != current
-                    || pod
-                        .running_revision
-                        .as_deref()
-                        .is_some_and(|running| Some(running) != current)
+            .filter(|pod| match config_revision.as_deref() {
+                Some(current) => {
+                    pod.config_revision != current || pod.reports_running_other_than(current)
+                }
+                None => true,
             })
             .count(),
     };

@@ -386,3 +386,13 @@ pub struct PodConfigRevision {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub running_revision: Option<String>,
 }
+
+impl PodConfigRevision {
+    /// Whether the broker answered and runs another revision than `revision` (one that could
+    /// not be asked does not count).
+    pub fn reports_running_other_than(&self, revision: &str) -> bool {
+        self.running_revision
+            .as_deref()
+            .is_some_and(|running| running != revision)
+    }
+}
