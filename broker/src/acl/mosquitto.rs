@@ -16,7 +16,6 @@
 //! become rules for everyone) and literal text that Tern would read as a pattern (`%u`/`%c` in a
 //! `topic` line, `*` in a username), which are errors naming the line.
 
-use super::error::RuleProblem;
 use super::policy::{AclRule, Action, Effect, Principal};
 use super::validate::validate_rule;
 
@@ -98,7 +97,7 @@ pub fn convert_acl_file(text: &str) -> Result<ConvertedAcl, ConvertError> {
                     max_qos: None,
                     retain: None,
                 };
-                validate_rule(&rule).map_err(|problem: RuleProblem| fail(problem.to_string()))?;
+                validate_rule(&rule).map_err(|problem| fail(problem.to_string()))?;
                 let anonymous = user.is_none() && !is_pattern;
                 let target = if anonymous {
                     &mut converted.anonymous_rules

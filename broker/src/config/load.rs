@@ -208,9 +208,7 @@ fn rendered_revision(
     for path in paths {
         let bytes = files.read(path)?;
         let text = String::from_utf8_lossy(&bytes).trim().to_string();
-        let well_formed =
-            !text.is_empty() && text.len() <= 64 && text.chars().all(|c| c.is_ascii_alphanumeric());
-        if !well_formed {
+        if !is_revision(&text) {
             return Err(ConfigError::Invalid {
                 path: path.clone(),
                 message: "a rendered revision file must hold one revision (up to 64 letters \
@@ -280,6 +278,13 @@ pub fn parse_config(bytes: &[u8], file: &Path) -> Result<BrokerConfig, ConfigErr
         message,
     })?;
     Ok(config)
+}
+
+/// Whether `text` has the form of a configuration revision: 1 to 64 ASCII letters and digits.
+/// Checked where a revision crosses a process boundary (a rendered revision file, an answer
+/// of `/revision`), so neither side takes arbitrary text for one.
+pub fn is_revision(text: &str) -> bool {
+    !text.is_empty() && text.len() <= 64 && text.chars().all(|c| c.is_ascii_alphanumeric())
 }
 
 /// The revision id of some bytes (used for configurations that are not read from files).

@@ -14,8 +14,8 @@ use std::path::PathBuf;
 use serde::{Deserialize, Serialize};
 
 pub use load::{
-    config_location, load_config, parse_config, revision_of, ConfigError, LoadedConfig,
-    RenderedRevision,
+    config_location, is_revision, load_config, parse_config, revision_of, ConfigError,
+    LoadedConfig, RenderedRevision,
 };
 pub use watch::{watch, ConfigWatch};
 

@@ -12,6 +12,7 @@ use http_body_util::{BodyExt, Empty};
 use hyper::body::Bytes;
 use hyper::Request;
 use hyper_util::rt::TokioIo;
+use tern_broker::config::is_revision;
 use tokio::net::TcpStream;
 
 /// How long one pod may take to answer; one that does not is reported without a revision.
@@ -63,9 +64,7 @@ async fn ask(ip: IpAddr, port: u16) -> Option<String> {
 /// The revision in a `/revision` answer: one line of letters and digits.
 fn parse_revision(body: &[u8]) -> Option<String> {
     let text = std::str::from_utf8(body).ok()?.trim();
-    let well_formed =
-        !text.is_empty() && text.len() <= 64 && text.chars().all(|c| c.is_ascii_alphanumeric());
-    well_formed.then(|| text.to_owned())
+    is_revision(text).then(|| text.to_owned())
 }
 
 #[cfg(test)]

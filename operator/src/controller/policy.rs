@@ -167,10 +167,11 @@ async fn applied_condition(
         .iter()
         .any(|entry| entry.name == name && entry.rules == policy.spec.rules);
     Ok(if in_config {
-        let running = pods
-            .iter()
-            .filter(|pod| pod.running_revision.is_some() && pod.running_revision == revision)
-            .count();
+        let running = revision.as_deref().map_or(0, |revision| {
+            pods.iter()
+                .filter(|pod| pod.reports_running(revision))
+                .count()
+        });
         (
             ConditionUpdate::holds(
                 types::APPLIED,

@@ -50,41 +50,46 @@ where
     } else {
         namespaces.into_iter().map(Some).collect()
     };
-    let clusters: Vec<_> = scopes
+    let clusters = scopes
         .iter()
         .map(|namespace| cluster_controller(&ctx.client, namespace.as_deref()))
         .collect();
-    let policies: Vec<_> = scopes
+    let policies = scopes
         .iter()
         .map(|namespace| policy_controller(&ctx.client, namespace.as_deref()))
         .collect();
-    // The managed-object gauges count over every namespace's cache.
-    let cluster_stores: Arc<Vec<_>> = Arc::new(clusters.iter().map(Controller::store).collect());
-    let policy_stores: Arc<Vec<_>> = Arc::new(policies.iter().map(Controller::store).collect());
-    let cluster_runs = clusters.into_iter().map(|controller| {
-        let (ctx, stores) = (ctx.clone(), cluster_stores.clone());
-        controller
-            .graceful_shutdown_on(shutdown.clone())
-            .run(reconcile_cluster, retry_later, ctx.clone())
-            .for_each(move |result| {
-                ctx.metrics.set_managed("MqttCluster", cached(&stores));
-                log_outcome(result)
-            })
-    });
-    let policy_runs = policies.into_iter().map(|controller| {
-        let (ctx, stores) = (ctx.clone(), policy_stores.clone());
-        controller
-            .graceful_shutdown_on(shutdown.clone())
-            .run(reconcile_policy, retry_later, ctx.clone())
-            .for_each(move |result| {
-                ctx.metrics.set_managed("AclPolicy", cached(&stores));
-                log_outcome(result)
-            })
-    });
     futures::join!(
-        futures::future::join_all(cluster_runs),
-        futures::future::join_all(policy_runs),
+        drive(clusters, reconcile_cluster, &ctx, &shutdown),
+        drive(policies, reconcile_policy, &ctx, &shutdown),
     );
+}
+
+/// Runs `controllers` (one per watched scope) with `reconcile` until `shutdown`, keeping the
+/// managed-object gauge of their kind at the count over all of their caches.
+async fn drive<K, R, Fut, S>(
+    controllers: Vec<Controller<K>>,
+    reconcile: R,
+    ctx: &Arc<Context>,
+    shutdown: &S,
+) where
+    K: Resource<DynamicType = ()> + Clone + DeserializeOwned + std::fmt::Debug + Send + Sync,
+    K: 'static,
+    R: FnMut(Arc<K>, Arc<Context>) -> Fut + Clone,
+    Fut: Future<Output = Result<Action, Error>> + Send + 'static,
+    S: Future<Output = ()> + Send + Sync + Clone + 'static,
+{
+    let stores: Arc<Vec<Store<K>>> = Arc::new(controllers.iter().map(Controller::store).collect());
+    let runs = controllers.into_iter().map(|controller| {
+        let (ctx, stores) = (ctx.clone(), stores.clone());
+        controller
+            .graceful_shutdown_on(shutdown.clone())
+            .run(reconcile.clone(), retry_later, ctx.clone())
+            .for_each(move |result| {
+                ctx.metrics.set_managed(&K::kind(&()), cached(&stores));
+                log_outcome(result)
+            })
+    });
+    futures::future::join_all(runs).await;
 }
 
 /// Objects in a set of caches.

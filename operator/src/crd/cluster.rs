@@ -391,8 +391,11 @@ impl PodConfigRevision {
     /// Whether the broker answered and runs another revision than `revision` (one that could
     /// not be asked does not count).
     pub fn reports_running_other_than(&self, revision: &str) -> bool {
-        self.running_revision
-            .as_deref()
-            .is_some_and(|running| running != revision)
+        self.running_revision.is_some() && !self.reports_running(revision)
+    }
+
+    /// Whether the broker answered that it runs `revision`.
+    pub fn reports_running(&self, revision: &str) -> bool {
+        self.running_revision.as_deref() == Some(revision)
     }
 }
