@@ -14,6 +14,7 @@ use parking_lot::Mutex;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::LoadedConfig;
+use crate::connection::park::{self, LotSlot};
 use crate::credential_expiry::{unix_now, CredentialExpiries};
 use crate::message::{Delivery, Message};
 use crate::metrics::{DropReason, Metrics};
@@ -49,6 +50,8 @@ pub struct Broker {
     not_ready: Mutex<Option<String>>,
     /// Connections to close when their token expires.
     pub credential_expiries: CredentialExpiries,
+    /// Where idle connections park (see `connection::park`), started by the first.
+    pub(crate) parking_lot: LotSlot,
 }
 
 /// What opening a session for a CONNECT produced.
@@ -75,6 +78,7 @@ impl Broker {
             shutdown: CancellationToken::new(),
             not_ready: Mutex::new(Some("starting".into())),
             credential_expiries: CredentialExpiries::default(),
+            parking_lot: LotSlot::new(),
         })
     }
 
@@ -490,7 +494,8 @@ impl Broker {
     }
 
     /// Closes connections silent for longer than 1.5 × their keep alive (MQTT-3.1.2-22), and
-    /// connections whose token expired, checking once a second until shutdown.
+    /// connections whose token expired, checking once a second until shutdown. Asks plain TCP
+    /// connections quiet for a few seconds to park (see `connection::park`).
     pub async fn sweep_connections(self: Arc<Self>) {
         let mut ticker = tokio::time::interval(Duration::from_secs(1));
         ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -504,6 +509,8 @@ impl Broker {
                 if session.keep_alive.expired(now) {
                     let generation = session.state.lock().generation;
                     session.kick(generation, ReasonCode::KeepAliveTimeout);
+                } else if session.keep_alive.ask_to_park(now, park::QUIET_MS) {
+                    session.wake.wake();
                 }
             }
             for (session, generation) in self.credential_expiries.take_due(unix_now()) {

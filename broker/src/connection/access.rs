@@ -9,8 +9,6 @@
 
 use std::sync::Arc;
 
-use tokio::io::{AsyncRead, AsyncWrite};
-
 use super::Connection;
 use crate::acl::{AclSnapshot, ClientAcl, ClientIdentity};
 use crate::metrics::DropReason;
@@ -126,10 +124,7 @@ fn fingerprint(topic: &str) -> u64 {
     tail ^ (bytes.len() as u64).rotate_right(8)
 }
 
-impl<S> Connection<S>
-where
-    S: AsyncRead + AsyncWrite + Unpin,
-{
+impl<S> Connection<S> {
     /// The client's ACL as of the live configuration.
     fn acl(&mut self) -> &mut ConnectionAcl {
         let live = self.broker.config();

@@ -7,7 +7,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures_util::future::Either;
-use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
 use tokio_rustls::TlsAcceptor;
 use tracing::debug;
@@ -15,7 +14,7 @@ use tracing::debug;
 use super::websocket;
 use crate::broker::Broker;
 use crate::config::{ListenerConfig, ListenerProtocol};
-use crate::connection::{self, ClientOrigin};
+use crate::connection::{self, ClientOrigin, Transport};
 
 /// Serves one accepted socket of listener `config` until the client goes away.
 ///
@@ -106,15 +105,13 @@ async fn serve_upgraded(
 }
 
 /// Serves MQTT on `stream`, directly or inside WebSocket frames as the listener says.
-async fn serve_protocol<S>(
+async fn serve_protocol<S: Transport>(
     stream: S,
     origin: ClientOrigin,
     config: &ListenerConfig,
     settings: Settings,
     broker: Arc<Broker>,
-) where
-    S: AsyncRead + AsyncWrite + Send + Unpin + 'static,
-{
+) {
     match config.protocol {
         ListenerProtocol::Mqtt => connection::serve(stream, origin, broker).await,
         ListenerProtocol::Websocket => {

@@ -16,6 +16,8 @@ use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_util::io::{CopyToBytes, SinkWriter, StreamReader};
 
+use crate::connection::Transport;
+
 /// Subprotocols a client may ask for, in order of preference: `mqtt` (3.1.1 and 5.0) and the
 /// name some older 3.1 clients still send.
 const SUBPROTOCOLS: [&str; 2] = ["mqtt", "mqttv3.1"];
@@ -29,7 +31,7 @@ pub async fn accept<S>(
     stream: S,
     path: &str,
     max_frame_size: usize,
-) -> Result<impl AsyncRead + AsyncWrite + Send + Unpin + 'static, io::Error>
+) -> Result<impl Transport, io::Error>
 where
     S: AsyncRead + AsyncWrite + Send + Unpin + 'static,
 {

@@ -95,6 +95,8 @@ pub struct Metrics {
     pub connections_rejected: IntCounterVec,
     /// Open connections per listener.
     pub listener_connections: IntGaugeVec,
+    /// Connections parked while idle (no task of their own; see `connection::park`).
+    pub connections_parked: IntGauge,
     /// Sessions with a live connection.
     pub sessions_online: IntGauge,
     /// Persistent sessions without a connection.
@@ -267,6 +269,10 @@ impl Metrics {
                 &["reason"],
             ),
             listener_connections,
+            connections_parked: gauge(
+                "tern_connections_parked",
+                "Idle client connections parked without a task of their own.",
+            ),
             sessions_online: gauge("tern_sessions_online", "Sessions with a live connection."),
             sessions_offline: gauge(
                 "tern_sessions_offline",

@@ -153,7 +153,19 @@ pub struct KeepAlive {
     pub timeout_ms: AtomicU32,
     /// Set while the connection deliberately does not read (publisher held back).
     pub paused: AtomicBool,
+    /// Whether the connection may be, or is, parked (see `connection::park`): one of the
+    /// `PARK_*` states.
+    park: AtomicU8,
 }
+
+/// The connection's transport cannot park (TLS, WebSocket), so the sweeper never asks.
+const PARK_NEVER: u8 = 0;
+/// The connection runs in a task of its own.
+const PARK_RUNNING: u8 = 1;
+/// The sweeper asked the connection to park; it decides at its next idle moment.
+const PARK_ASKED: u8 = 2;
+/// The connection is parked: it has no task until its socket or session wakes it.
+const PARK_PARKED: u8 = 3;
 
 impl KeepAlive {
     /// Whether the connection has been silent longer than allowed at `now_ms`.
@@ -162,6 +174,53 @@ impl KeepAlive {
         timeout > 0
             && !self.paused.load(Ordering::Relaxed)
             && now_ms.saturating_sub(self.last_packet_ms.load(Ordering::Relaxed)) > timeout
+    }
+
+    /// Milliseconds since the connection last received a packet, at `now_ms`.
+    pub fn silent_for(&self, now_ms: u64) -> u64 {
+        now_ms.saturating_sub(self.last_packet_ms.load(Ordering::Relaxed))
+    }
+
+    /// Records whether the connection that now owns the session can park.
+    pub fn set_parkable(&self, parkable: bool) {
+        let state = if parkable { PARK_RUNNING } else { PARK_NEVER };
+        self.park.store(state, Ordering::Release);
+    }
+
+    /// Asks a running, parkable connection to park if it has been silent for `quiet_ms` at
+    /// `now_ms`; true if it was asked (and should be woken to decide).
+    pub fn ask_to_park(&self, now_ms: u64, quiet_ms: u64) -> bool {
+        self.silent_for(now_ms) >= quiet_ms
+            && !self.paused.load(Ordering::Relaxed)
+            && self
+                .park
+                .compare_exchange(
+                    PARK_RUNNING,
+                    PARK_ASKED,
+                    Ordering::AcqRel,
+                    Ordering::Relaxed,
+                )
+                .is_ok()
+    }
+
+    /// Whether the sweeper asked the connection to park.
+    pub fn park_asked(&self) -> bool {
+        self.park.load(Ordering::Acquire) == PARK_ASKED
+    }
+
+    /// The connection declined to park, or was woken from parking: it runs in a task.
+    pub fn set_running(&self) {
+        self.park.store(PARK_RUNNING, Ordering::Release);
+    }
+
+    /// The connection parked.
+    pub fn set_parked(&self) {
+        self.park.store(PARK_PARKED, Ordering::Release);
+    }
+
+    /// Whether the connection is parked.
+    pub fn is_parked(&self) -> bool {
+        self.park.load(Ordering::Acquire) == PARK_PARKED
     }
 }
 

@@ -32,6 +32,10 @@ pub struct Options {
     /// Idle connections to open (default: 2000 with --quick, else 5000).
     #[arg(long)]
     pub idle_connections: Option<usize>,
+    /// Seconds the idle connections stay open, silent, before the second memory reading
+    /// (default: 8 with --quick, else 15). Tern parks connections quiet for 5 s.
+    #[arg(long)]
+    pub idle_seconds: Option<u64>,
     /// MQTT protocol version used by the load generator.
     #[arg(long, value_enum, default_value_t = Protocol::V5)]
     pub protocol: Protocol,
@@ -148,6 +152,8 @@ pub struct Params {
     pub idle_connections: usize,
     /// Concurrent connection attempts while opening idle connections.
     pub idle_concurrency: usize,
+    /// How long the idle connections stay silent before the second memory reading.
+    pub idle_wait: Duration,
     /// Messages per write for throughput publishers.
     pub batch: usize,
     /// Deliveries allowed to be outstanding (published, not yet received) in throughput
@@ -185,6 +191,12 @@ impl Params {
                 .unwrap_or(if options.quick { 2000 } else { 5000 })
                 .clamp(1, 100_000),
             idle_concurrency: 64,
+            idle_wait: Duration::from_secs(
+                options
+                    .idle_seconds
+                    .unwrap_or(if options.quick { 8 } else { 15 })
+                    .clamp(1, 600),
+            ),
             batch: 64,
             flow_window: std::env::var("TB_WINDOW")
                 .ok()
