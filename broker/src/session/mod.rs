@@ -171,9 +171,7 @@ impl KeepAlive {
     /// Whether the connection has been silent longer than allowed at `now_ms`.
     pub fn expired(&self, now_ms: u64) -> bool {
         let timeout = u64::from(self.timeout_ms.load(Ordering::Relaxed));
-        timeout > 0
-            && !self.paused.load(Ordering::Relaxed)
-            && now_ms.saturating_sub(self.last_packet_ms.load(Ordering::Relaxed)) > timeout
+        timeout > 0 && !self.paused.load(Ordering::Relaxed) && self.silent_for(now_ms) > timeout
     }
 
     /// Milliseconds since the connection last received a packet, at `now_ms`.
@@ -216,11 +214,6 @@ impl KeepAlive {
     /// The connection parked.
     pub fn set_parked(&self) {
         self.park.store(PARK_PARKED, Ordering::Release);
-    }
-
-    /// Whether the connection is parked.
-    pub fn is_parked(&self) -> bool {
-        self.park.load(Ordering::Acquire) == PARK_PARKED
     }
 }
 
@@ -286,5 +279,52 @@ impl std::ops::Deref for SessionRef {
 
     fn deref(&self) -> &Session {
         &self.0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A keep-alive record whose connection last received a packet at time 0.
+    fn keep_alive(parkable: bool) -> KeepAlive {
+        let keep_alive = KeepAlive::default();
+        keep_alive.set_parkable(parkable);
+        keep_alive
+    }
+
+    #[test]
+    fn only_a_quiet_running_parkable_connection_is_asked_to_park_and_only_once() {
+        let never = keep_alive(false);
+        assert!(!never.ask_to_park(10_000, 5_000), "TLS/WebSocket asked");
+
+        let running = keep_alive(true);
+        assert!(
+            !running.ask_to_park(4_999, 5_000),
+            "asked before its quiet time"
+        );
+        assert!(running.ask_to_park(5_000, 5_000));
+        assert!(running.park_asked());
+        assert!(!running.ask_to_park(6_000, 5_000), "asked twice");
+
+        running.set_parked();
+        assert!(!running.park_asked());
+        assert!(
+            !running.ask_to_park(7_000, 5_000),
+            "a parked connection asked"
+        );
+
+        running.set_running();
+        assert!(
+            running.ask_to_park(8_000, 5_000),
+            "not asked again after resuming"
+        );
+    }
+
+    #[test]
+    fn a_held_back_publisher_is_not_asked_to_park() {
+        let paused = keep_alive(true);
+        paused.paused.store(true, Ordering::Relaxed);
+        assert!(!paused.ask_to_park(60_000, 5_000));
     }
 }
