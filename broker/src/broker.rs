@@ -12,6 +12,7 @@ use arc_swap::ArcSwap;
 use bytestring::ByteString;
 use parking_lot::Mutex;
 use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 
 use crate::config::LoadedConfig;
 use crate::connection::park::{self, LotSlot};
@@ -52,6 +53,9 @@ pub struct Broker {
     pub credential_expiries: CredentialExpiries,
     /// Where idle connections park (see `connection::park`), started by the first.
     pub(crate) parking_lot: LotSlot,
+    /// The task of every connection, so shutdown can wait for all of them to flush and close:
+    /// those the listeners accepted and those resumed from the parking lot alike.
+    pub connections: TaskTracker,
 }
 
 /// What opening a session for a CONNECT produced.
@@ -79,6 +83,7 @@ impl Broker {
             not_ready: Mutex::new(Some("starting".into())),
             credential_expiries: CredentialExpiries::default(),
             parking_lot: LotSlot::new(),
+            connections: TaskTracker::new(),
         })
     }
 

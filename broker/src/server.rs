@@ -46,7 +46,6 @@ pub struct RunningServer {
     pub metrics_address: Option<SocketAddr>,
     reload_requests: Option<mpsc::Sender<()>>,
     _watch: Option<ConfigWatch>,
-    connections: TaskTracker,
     background: TaskTracker,
 }
 
@@ -69,9 +68,8 @@ pub async fn start(
         None => None,
     };
     let broker = Broker::new(config);
-    let connections = TaskTracker::new();
     let background = TaskTracker::new();
-    let listeners = Arc::new(Listeners::new(broker.clone(), connections.clone()));
+    let listeners = Arc::new(Listeners::new(broker.clone()));
     if let Err(error) = listeners.start(&listener_configs).await {
         listeners.stop_all();
         return Err(error.into());
@@ -114,7 +112,6 @@ pub async fn start(
         metrics_address,
         reload_requests,
         _watch: watch_handle,
-        connections,
         background,
     })
 }
@@ -144,13 +141,14 @@ impl RunningServer {
         self.broker
             .kick_all(crate::protocol::ReasonCode::ServerShuttingDown);
         self.background.close();
-        self.connections.close();
-        if tokio::time::timeout(SHUTDOWN_GRACE, self.connections.wait())
+        let connections = &self.broker.connections;
+        connections.close();
+        if tokio::time::timeout(SHUTDOWN_GRACE, connections.wait())
             .await
             .is_err()
         {
             warn!(
-                remaining = self.connections.len(),
+                remaining = connections.len(),
                 "connections still open after the grace period"
             );
         }

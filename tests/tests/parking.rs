@@ -90,6 +90,10 @@ async fn a_parked_subscriber_gets_its_messages_and_answers(version: ProtocolVers
     assert_eq!(http::metric(port, "tern_connections").unwrap(), 2.0);
 }
 
+/// Enough parked 5.0 clients that shutdown must really wait for their resumed tasks: each
+/// has to get its DISCONNECT 0x8B out before the process exits.
+const PARKED_AT_SHUTDOWN: usize = 20;
+
 #[tokio::test]
 async fn parked_clients_are_taken_over_and_told_of_shutdown() {
     if skip_on_mosquitto("parking is Tern's") {
@@ -98,12 +102,17 @@ async fn parked_clients_are_taken_over_and_told_of_shutdown() {
     let broker = start_broker();
     let addr = broker.addr();
     let mut taken_over = RawClient::connect(&addr, ProtocolVersion::V5, "parked-takeover").await;
-    let mut stayer_v5 = RawClient::connect(&addr, ProtocolVersion::V5, "parked-stayer-v5").await;
+    let mut stayers_v5 = Vec::new();
+    for n in 0..PARKED_AT_SHUTDOWN {
+        let client_id = format!("parked-stayer-v5-{n}");
+        stayers_v5.push(RawClient::connect(&addr, ProtocolVersion::V5, &client_id).await);
+    }
     let mut stayer_v311 =
         RawClient::connect(&addr, ProtocolVersion::V311, "parked-stayer-v311").await;
+    let stayers = PARKED_AT_SHUTDOWN as u32 + 1;
     assert!(
-        parked(&broker, 3).await,
-        "the three quiet clients never parked"
+        parked(&broker, stayers + 1).await,
+        "the quiet clients never parked"
     );
 
     let _successor = RawClient::connect(&addr, ProtocolVersion::V5, "parked-takeover").await;
@@ -111,11 +120,13 @@ async fn parked_clients_are_taken_over_and_told_of_shutdown() {
         .expect_disconnect(ReasonCode::SessionTakenOver)
         .await;
 
-    assert!(parked(&broker, 2).await, "the stayers are not parked");
+    assert!(parked(&broker, stayers).await, "the stayers are not parked");
     broker.signal(libc::SIGTERM).expect("SIGTERM");
-    stayer_v5
-        .expect_disconnect(ReasonCode::ServerShuttingDown)
-        .await;
+    for stayer in &mut stayers_v5 {
+        stayer
+            .expect_disconnect(ReasonCode::ServerShuttingDown)
+            .await;
+    }
     stayer_v311
         .expect_disconnect(ReasonCode::ServerShuttingDown)
         .await;

@@ -26,6 +26,7 @@ use parking_lot::Mutex;
 use slab::Slab;
 use tokio::net::TcpStream;
 use tokio::runtime::Handle;
+use tokio_util::task::TaskTracker;
 use tracing::{debug, warn};
 
 use super::{drive, Connection, Exit};
@@ -55,6 +56,8 @@ pub struct ParkingLot {
     parked: Mutex<Slab<Arc<Parked>>>,
     /// Where resumed connections run.
     runtime: Handle,
+    /// The broker's connection tasks, which resumed ones join so shutdown waits for them.
+    connections: TaskTracker,
     /// The broker's gauge of parked connections.
     gauge: prometheus::IntGauge,
 }
@@ -79,7 +82,8 @@ pub(super) fn park(connection: Box<Connection<TcpStream>>) {
     let Some(lot) = ParkingLot::of(&connection.broker) else {
         // Never ask again; go on in a task of its own.
         connection.session.keep_alive.set_parkable(false);
-        tokio::spawn(drive(connection));
+        let connections = connection.broker.connections.clone();
+        connections.spawn(drive(connection));
         return;
     };
     match connection.map_stream(TcpStream::into_std) {
@@ -115,6 +119,7 @@ impl ParkingLot {
             stopping: AtomicBool::new(false),
             parked: Mutex::new(Slab::new()),
             runtime: Handle::current(),
+            connections: broker.connections.clone(),
             gauge: broker.metrics.connections_parked.clone(),
         });
         let watched = Arc::clone(&lot);
@@ -215,7 +220,7 @@ impl Parked {
         lot.parked.lock().try_remove(self.token);
         lot.gauge.dec();
         connection.session.keep_alive.set_running();
-        lot.runtime.spawn(async move {
+        let resumed = async move {
             match connection.map_stream(TcpStream::from_std) {
                 Ok(connection) => drive(connection).await,
                 Err((mut lost, error)) => {
@@ -223,7 +228,8 @@ impl Parked {
                     lost.release(&Exit::Closed);
                 }
             }
-        });
+        };
+        lot.connections.spawn_on(resumed, &lot.runtime);
     }
 }
 

@@ -25,7 +25,6 @@ use std::time::Duration;
 use parking_lot::Mutex;
 use tokio::net::{TcpListener, TcpSocket};
 use tokio_util::sync::CancellationToken;
-use tokio_util::task::TaskTracker;
 use tracing::{info, warn};
 
 use crate::broker::Broker;
@@ -67,19 +66,17 @@ struct RunningListener {
 /// The set of running listeners of one broker.
 pub struct Listeners {
     broker: Arc<Broker>,
-    connections: TaskTracker,
     running: Mutex<HashMap<String, RunningListener>>,
     /// Why the last reconcile left listeners unbound (shown by `/readyz`), by listener name.
     unbound: Mutex<HashMap<String, String>>,
 }
 
 impl Listeners {
-    /// An empty set; connections it accepts are tracked by `connections` so shutdown can wait
-    /// for them.
-    pub fn new(broker: Arc<Broker>, connections: TaskTracker) -> Listeners {
+    /// An empty set; connections it accepts are tracked by the broker's `connections`, so
+    /// shutdown can wait for them.
+    pub fn new(broker: Arc<Broker>) -> Listeners {
         Listeners {
             broker,
-            connections,
             running: Mutex::new(HashMap::new()),
             unbound: Mutex::new(HashMap::new()),
         }
@@ -198,11 +195,10 @@ impl Listeners {
             .unwrap_or_else(|_| configured_address(config));
         let stop = self.broker.shutdown.child_token();
         info!(listener = %config.name, address = %bound, protocol = ?config.protocol, tls = config.tls.is_some(), "listening");
-        self.connections.spawn(accept_loop(
+        self.broker.connections.spawn(accept_loop(
             socket,
             config.name.clone(),
             self.broker.clone(),
-            self.connections.clone(),
             stop.clone(),
         ));
         self.running.lock().insert(
@@ -245,7 +241,6 @@ async fn accept_loop(
     socket: TcpListener,
     name: String,
     broker: Arc<Broker>,
-    connections: TaskTracker,
     stop: CancellationToken,
 ) {
     loop {
@@ -262,7 +257,8 @@ async fn accept_loop(
                 let Some(config) = live.config.listeners.iter().find(|l| l.name == name) else {
                     continue;
                 };
-                connections.spawn(accept::serve_socket(stream, peer, config, broker.clone()));
+                let serve = accept::serve_socket(stream, peer, config, broker.clone());
+                broker.connections.spawn(serve);
             }
             Err(error) => {
                 // Typically EMFILE: back off briefly instead of spinning.
