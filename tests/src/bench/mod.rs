@@ -14,7 +14,7 @@
 //! - [`procstat`]: CPU time and memory of the broker process from `/proc`.
 //! - [`scenarios`]: fan-in, fan-out, latency and idle connections.
 //! - [`report`]: metrics, tables and JSON.
-//! - [`runner`]: runs every selected scenario against every selected broker.
+//! - [`runner`]: runs every selected scenario against every selected broker, `--rounds` times.
 
 pub mod client;
 pub mod flow;

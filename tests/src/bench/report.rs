@@ -29,6 +29,9 @@ pub struct Metric {
     pub value: f64,
     /// Which direction is better.
     pub better: Better,
+    /// Lowest and highest value over the rounds, when `value` is their median.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub range: Option<[f64; 2]>,
 }
 
 impl Metric {
@@ -46,6 +49,7 @@ impl Metric {
             unit,
             value: if value.is_finite() { value } else { 0.0 },
             better,
+            range: None,
         }
     }
 }
@@ -80,8 +84,108 @@ pub struct ScenarioReport {
     pub scenario: String,
     /// One line describing the load.
     pub description: String,
-    /// Results per broker, in run order.
+    /// Results per broker, in run order; with several rounds, per-metric medians.
     pub brokers: Vec<BrokerOutcome>,
+    /// Every round's results when there was more than one (see `--rounds`), in run order.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub rounds: Vec<Vec<BrokerOutcome>>,
+}
+
+/// One broker's outcomes over several rounds folded into one: each metric's median (the mean
+/// of the middle two for an even count) with its range, every failure and error with the
+/// round it happened in, and the notes of the first round.
+pub fn median_outcome(rounds: &[Outcome]) -> Outcome {
+    let mut merged = Outcome::default();
+    for outcome in rounds {
+        for metric in &outcome.metrics {
+            if merged.metrics.iter().any(|m| m.key == metric.key) {
+                continue;
+            }
+            let mut values: Vec<f64> = rounds
+                .iter()
+                .filter_map(|o| o.metrics.iter().find(|m| m.key == metric.key))
+                .map(|m| m.value)
+                .collect();
+            values.sort_by(f64::total_cmp);
+            let middle = values.len() / 2;
+            let median = if values.len().is_multiple_of(2) {
+                (values[middle - 1] + values[middle]) / 2.0
+            } else {
+                values[middle]
+            };
+            merged.metrics.push(Metric {
+                value: median,
+                range: Some([values[0], values[values.len() - 1]]),
+                ..metric.clone()
+            });
+        }
+    }
+    for (index, outcome) in rounds.iter().enumerate() {
+        let round = index + 1;
+        merged.failures.extend(
+            outcome
+                .failures
+                .iter()
+                .map(|failure| format!("round {round}: {failure}")),
+        );
+        if let Some(error) = &outcome.error {
+            let error = format!("round {round}: {error}");
+            merged.error = Some(match merged.error.take() {
+                Some(previous) => format!("{previous}\n{error}"),
+                None => error,
+            });
+        }
+    }
+    if let Some(first) = rounds.first() {
+        merged.notes = first
+            .notes
+            .iter()
+            .map(|note| format!("round 1: {note}"))
+            .collect();
+    }
+    merged
+}
+
+/// How Tern fared against Mosquitto on one metric over the rounds that measured both.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Wins {
+    /// Rounds in which Tern did better.
+    ahead: usize,
+    /// Rounds in which both measured the same value.
+    tied: usize,
+    /// Rounds in which both were measured.
+    compared: usize,
+}
+
+/// Tern's wins on metric `key` over `rounds`; `None` for a metric with no better direction.
+fn tern_wins(rounds: &[Vec<BrokerOutcome>], key: &str, better: Better) -> Option<Wins> {
+    let value_in = |round: &[BrokerOutcome], broker: &str| {
+        round
+            .iter()
+            .find(|b| b.broker == broker)
+            .and_then(|b| b.outcome.metrics.iter().find(|m| m.key == key))
+            .map(|m| m.value)
+    };
+    let mut wins = Wins {
+        ahead: 0,
+        tied: 0,
+        compared: 0,
+    };
+    for round in rounds {
+        let (Some(tern), Some(mosquitto)) = (value_in(round, "tern"), value_in(round, "mosquitto"))
+        else {
+            continue;
+        };
+        wins.compared += 1;
+        let ahead = match better {
+            Better::Higher => tern > mosquitto,
+            Better::Lower => tern < mosquitto,
+            Better::Neither => return None,
+        };
+        wins.ahead += usize::from(ahead);
+        wins.tied += usize::from(tern == mosquitto);
+    }
+    Some(wins)
 }
 
 /// The machine and the settings, printed once.
@@ -190,20 +294,35 @@ pub fn render_scenario(report: &ScenarioReport) -> String {
     let with_ratio = report.brokers.iter().any(|b| b.broker == "tern")
         && report.brokers.iter().any(|b| b.broker == "mosquitto");
 
+    let with_wins = with_ratio && !report.rounds.is_empty();
+
     let mut header = vec!["metric".to_string()];
     header.extend(report.brokers.iter().map(|b| b.broker.clone()));
     if with_ratio {
         header.push("tern/mosq".to_string());
     }
+    if with_wins {
+        header.push("tern ahead".to_string());
+    }
     let mut table = vec![header];
     for row in &rows {
         let mut line = vec![format!("{} ({}){}", row.label, row.unit, arrow(row.better))];
         for broker in &report.brokers {
-            line.push(
-                value_of(&broker.broker, row.key)
-                    .map(format_value)
-                    .unwrap_or_else(|| "-".to_string()),
-            );
+            let metric = broker.outcome.metrics.iter().find(|m| m.key == row.key);
+            line.push(match metric {
+                Some(Metric {
+                    value,
+                    range: Some([low, high]),
+                    ..
+                }) => format!(
+                    "{} ({}–{})",
+                    format_value(*value),
+                    format_value(*low),
+                    format_value(*high)
+                ),
+                Some(metric) => format_value(metric.value),
+                None => "-".to_string(),
+            });
         }
         if with_ratio {
             line.push(
@@ -214,6 +333,21 @@ pub fn render_scenario(report: &ScenarioReport) -> String {
                     _ => "-".to_string(),
                 },
             );
+        }
+        if with_wins {
+            line.push(match tern_wins(&report.rounds, row.key, row.better) {
+                Some(Wins {
+                    ahead,
+                    tied: 0,
+                    compared,
+                }) => format!("{ahead}/{compared}"),
+                Some(Wins {
+                    ahead,
+                    tied,
+                    compared,
+                }) => format!("{ahead}/{compared}, {tied} tied"),
+                None => "-".to_string(),
+            });
         }
         table.push(line);
     }
@@ -334,9 +468,97 @@ mod tests {
                     },
                 },
             ],
+            rounds: Vec::new(),
         };
         let text = render_scenario(&report);
         assert!(text.contains("2.50x"), "{text}");
         assert!(text.contains("tern/mosq"), "{text}");
+        assert!(
+            !text.contains("tern ahead"),
+            "one round has no win count: {text}"
+        );
+    }
+
+    fn latency(value: f64) -> Outcome {
+        Outcome {
+            metrics: vec![Metric::new(
+                "p99",
+                "latency p99",
+                "µs",
+                value,
+                Better::Lower,
+            )],
+            notes: vec![format!("took {value}")],
+            ..Outcome::default()
+        }
+    }
+
+    #[test]
+    fn rounds_fold_into_medians_with_ranges() {
+        let odd = median_outcome(&[latency(300.0), latency(100.0), latency(200.0)]);
+        assert_eq!(odd.metrics[0].value, 200.0);
+        assert_eq!(odd.metrics[0].range, Some([100.0, 300.0]));
+        assert_eq!(odd.notes, vec!["round 1: took 300".to_string()]);
+        let even = median_outcome(&[
+            latency(100.0),
+            latency(400.0),
+            latency(200.0),
+            latency(300.0),
+        ]);
+        assert_eq!(even.metrics[0].value, 250.0);
+
+        let mut failed = latency(500.0);
+        failed.failures.push("lost 3 messages".into());
+        failed.error = Some("broker exited".into());
+        let merged = median_outcome(&[latency(100.0), failed]);
+        assert_eq!(
+            merged.failures,
+            vec!["round 2: lost 3 messages".to_string()]
+        );
+        assert_eq!(merged.error.as_deref(), Some("round 2: broker exited"));
+    }
+
+    #[test]
+    fn rounds_show_medians_and_how_often_tern_was_ahead() {
+        let round = |mosquitto: f64, tern: f64| {
+            vec![
+                BrokerOutcome {
+                    broker: "mosquitto".into(),
+                    outcome: latency(mosquitto),
+                },
+                BrokerOutcome {
+                    broker: "tern".into(),
+                    outcome: latency(tern),
+                },
+            ]
+        };
+        let rounds = vec![
+            round(300.0, 200.0),
+            round(250.0, 260.0),
+            round(400.0, 350.0),
+            round(300.0, 300.0),
+        ];
+        let median = |broker: &str| BrokerOutcome {
+            broker: broker.into(),
+            outcome: median_outcome(
+                &rounds
+                    .iter()
+                    .flat_map(|round| round.iter().filter(|b| b.broker == broker))
+                    .map(|b| b.outcome.clone())
+                    .collect::<Vec<_>>(),
+            ),
+        };
+        let report = ScenarioReport {
+            scenario: "latency".into(),
+            description: "test".into(),
+            brokers: vec![median("mosquitto"), median("tern")],
+            rounds,
+        };
+        let text = render_scenario(&report);
+        assert!(text.contains("300 (250–400)"), "{text}");
+        assert!(text.contains("280 (200–350)"), "{text}");
+        assert!(text.contains("0.93x"), "{text}");
+        assert!(text.contains("tern ahead"), "{text}");
+        assert!(text.contains("2/4, 1 tied"), "{text}");
     }
 }

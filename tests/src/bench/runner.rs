@@ -7,7 +7,7 @@ use anyhow::Context;
 use crate::bench::options::{Options, Params, Protocol, Scenario};
 use crate::bench::procstat;
 use crate::bench::report::{
-    Better, BrokerOutcome, Metric, Outcome, RunInfo, RunReport, ScenarioReport,
+    median_outcome, Better, BrokerOutcome, Metric, Outcome, RunInfo, RunReport, ScenarioReport,
 };
 use crate::bench::scenarios::{self, Target};
 use crate::broker::BrokerProcess;
@@ -73,23 +73,47 @@ pub async fn run(
 
     let mut reports = Vec::new();
     for scenario in options.selected_scenarios() {
+        let mut rounds = Vec::new();
+        for round in 0..options.rounds {
+            // Alternate who goes first, so that a machine getting slower or faster during
+            // the run does not favour one broker.
+            let mut order = kinds.clone();
+            if round % 2 == 1 {
+                order.reverse();
+            }
+            let mut outcomes = Vec::new();
+            for kind in order {
+                let outcome = run_one(
+                    kind,
+                    scenario,
+                    &params,
+                    acl_policies.as_ref().map(|f| f.path()),
+                )
+                .await;
+                outcomes.push(BrokerOutcome {
+                    broker: kind.name().to_string(),
+                    outcome,
+                });
+            }
+            rounds.push(outcomes);
+        }
         let mut report = ScenarioReport {
             scenario: scenario.name().to_string(),
             description: scenarios::describe(scenario, &params),
             brokers: Vec::new(),
+            rounds: Vec::new(),
         };
-        for &kind in &kinds {
-            let outcome = run_one(
-                kind,
-                scenario,
-                &params,
-                acl_policies.as_ref().map(|f| f.path()),
-            )
-            .await;
-            report.brokers.push(BrokerOutcome {
-                broker: kind.name().to_string(),
-                outcome,
-            });
+        if rounds.len() == 1 {
+            report.brokers = rounds.remove(0);
+        } else {
+            report.brokers = kinds
+                .iter()
+                .map(|kind| BrokerOutcome {
+                    broker: kind.name().to_string(),
+                    outcome: median_outcome(&outcomes_of(&rounds, kind.name())),
+                })
+                .collect();
+            report.rounds = rounds;
         }
         on_scenario(&report);
         reports.push(report);
@@ -231,6 +255,15 @@ async fn run_one(
         Err(error) => outcome.notes.push(format!("stopping {kind}: {error}")),
     }
     outcome
+}
+
+/// Broker `name`'s outcome in each round.
+fn outcomes_of(rounds: &[Vec<BrokerOutcome>], name: &str) -> Vec<Outcome> {
+    rounds
+        .iter()
+        .flat_map(|round| round.iter().filter(|b| b.broker == name))
+        .map(|b| b.outcome.clone())
+        .collect()
 }
 
 fn failed(error: String) -> Outcome {

@@ -1,8 +1,9 @@
-//! `tern-bench`: Tern versus Mosquitto on this machine. See `tests/bench/README.md`.
+//! `tern-bench`: Tern versus Mosquitto on this machine. See the "Benchmark" section of the
+//! README and `tern_e2e::bench`.
 //!
 //! ```text
 //! cargo run --release -p tern-e2e --bin tern-bench -- [--scenarios all|fanin0,fanin1,fanout,latency,idle]
-//!     [--quick] [--broker tern|mosquitto|both] [--json]
+//!     [--quick] [--rounds N] [--broker tern|mosquitto|both] [--json]
 //! ```
 
 use std::process::ExitCode;
