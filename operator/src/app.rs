@@ -10,7 +10,7 @@ use futures::future::{FusedFuture, FutureExt};
 use kube::runtime::events::{Recorder, Reporter};
 use kube::Client;
 
-use crate::controller::{run_controllers, Context, ErrorBackoff};
+use crate::controller::{run_controllers, Context, ErrorBackoff, PropagationChecks};
 use crate::http::{self, HttpState};
 use crate::leader::{LeaderElector, LeaseSettings};
 use crate::metrics::{MetricsError, OperatorMetrics};
@@ -191,6 +191,7 @@ pub async fn build_context(
         default_image: broker_image.to_string(),
         disruption_budget_api,
         backoff: ErrorBackoff::default(),
+        propagation: PropagationChecks::default(),
     })
 }
 

@@ -27,36 +27,39 @@ use crate::render::{
 /// How often a settled cluster is reconciled anyway, to repair drift nobody reported.
 const RESYNC_INTERVAL: Duration = Duration::from_secs(300);
 
-/// How soon a cluster is looked at again while a broker reports an older configuration than
-/// the one rendered: no watch event says when it has loaded the new one.
-const PROPAGATION_CHECK_INTERVAL: Duration = Duration::from_secs(2);
-
 /// Brings one cluster's children and status in line with its spec.
 pub async fn reconcile_cluster(
     cluster: Arc<MqttCluster>,
     ctx: Arc<Context>,
 ) -> Result<Action, Error> {
     let started = std::time::Instant::now();
+    let key = object_key(cluster.as_ref());
     let result = if cluster.meta().deletion_timestamp.is_some() {
         // Children carry owner references: the garbage collector removes them.
+        ctx.propagation.settled(&key);
         Ok(Action::await_change())
     } else {
         converge_cluster(&cluster, &ctx)
             .await
             .map(|propagation| match propagation {
-                Propagation::Pending => Action::requeue(PROPAGATION_CHECK_INTERVAL),
-                Propagation::Done => Action::requeue(RESYNC_INTERVAL),
+                Propagation::Pending { revision } => {
+                    Action::requeue(ctx.propagation.next_check(&key, &revision))
+                }
+                Propagation::Done => {
+                    ctx.propagation.settled(&key);
+                    Action::requeue(RESYNC_INTERVAL)
+                }
             })
     };
     ctx.metrics
         .observe("MqttCluster", started.elapsed(), &result);
     if result.is_ok() {
-        ctx.backoff.reset(&object_key(cluster.as_ref()));
+        ctx.backoff.reset(&key);
     }
     result
 }
 
-/// `namespace/name` of an object, the key of its retry backoff.
+/// `namespace/name` of an object, the key of its backoffs.
 pub fn object_key<K: Resource>(object: &K) -> String {
     format!(
         "{}/{}",
@@ -70,10 +73,13 @@ pub fn object_key<K: Resource>(object: &K) -> String {
 type SpecProblem = (&'static str, String);
 
 /// Whether every broker that reports its configuration runs the rendered one.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Propagation {
-    /// Some broker still reports an older revision.
-    Pending,
+    /// Some broker still reports an older revision than `revision`, the one rendered.
+    Pending {
+        /// The rendered configuration revision.
+        revision: String,
+    },
     /// None does (brokers that cannot be asked do not count).
     Done,
 }
@@ -102,7 +108,9 @@ pub async fn converge_cluster(cluster: &MqttCluster, ctx: &Context) -> Result<Pr
                 .iter()
                 .any(|pod| pod.reports_running_other_than(revision)) =>
         {
-            Propagation::Pending
+            Propagation::Pending {
+                revision: revision.to_string(),
+            }
         }
         _ => Propagation::Done,
     };

@@ -6,6 +6,7 @@ use kube::Client;
 
 use super::backoff::ErrorBackoff;
 use super::material::MaterialError;
+use super::propagation::PropagationChecks;
 use crate::metrics::OperatorMetrics;
 
 /// Shared state of both reconcilers.
@@ -23,6 +24,8 @@ pub struct Context {
     pub disruption_budget_api: ApiResource,
     /// Retry delays of objects whose reconciliation failed.
     pub backoff: ErrorBackoff,
+    /// When to look again at clusters whose brokers do not run the rendered configuration.
+    pub propagation: PropagationChecks,
 }
 
 /// Why a reconciliation failed. API errors are retried with backoff; problems with the user's

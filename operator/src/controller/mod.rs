@@ -13,6 +13,7 @@ mod material;
 mod pod_revision;
 mod policy;
 mod policy_rules;
+mod propagation;
 mod run;
 
 pub use backoff::ErrorBackoff;
@@ -22,4 +23,5 @@ pub use context::{Context, Error};
 pub use material::{gather_secret_material, MaterialError};
 pub use policy::{reconcile_policy, POLICY_FINALIZER};
 pub use policy_rules::{validate_rules, RuleProblem};
+pub use propagation::PropagationChecks;
 pub use run::run_controllers;
