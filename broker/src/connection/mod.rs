@@ -602,17 +602,15 @@ where
     }
 }
 
-/// A connection whose stream was lost moving it in or out of tokio's reactor, and why.
-type StreamLost = (Box<Connection<()>>, std::io::Error);
-
 impl<S> Connection<S> {
     /// The same connection on another stream: parking moves it out of tokio's reactor and
-    /// back. When `convert` fails the stream is lost; the rest comes back on a placeholder,
-    /// for [`Connection::release`].
+    /// back (`moving` says which way, for the log). When `convert` fails the stream is lost:
+    /// the connection ends there, as if its client had gone, and `None` is returned.
     fn map_stream<T>(
         self,
+        moving: &str,
         convert: impl FnOnce(S) -> std::io::Result<T>,
-    ) -> Result<Box<Connection<T>>, StreamLost> {
+    ) -> Option<Box<Connection<T>>> {
         let Connection {
             broker,
             session,
@@ -653,8 +651,13 @@ impl<S> Connection<S> {
             };
         }
         match convert(stream) {
-            Ok(stream) => Ok(with_stream!(stream)),
-            Err(error) => Err((with_stream!(()), error)),
+            Ok(stream) => Some(with_stream!(stream)),
+            Err(error) => {
+                let mut lost = with_stream!(());
+                debug!(%error, client_id = %lost.session.client_id, "cannot {moving}: closing the connection");
+                lost.release(&Exit::Closed);
+                None
+            }
         }
     }
 

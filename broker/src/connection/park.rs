@@ -29,7 +29,7 @@ use tokio::runtime::Handle;
 use tokio_util::task::TaskTracker;
 use tracing::{debug, warn};
 
-use super::{drive, Connection, Exit};
+use super::{drive, Connection};
 use crate::broker::Broker;
 use crate::session::WakeState;
 
@@ -86,12 +86,8 @@ pub(super) fn park(connection: Box<Connection<TcpStream>>) {
         connections.spawn(drive(connection));
         return;
     };
-    match connection.map_stream(TcpStream::into_std) {
-        Ok(connection) => lot.admit(connection),
-        Err((mut lost, error)) => {
-            debug!(%error, client_id = %lost.session.client_id, "cannot park the connection: closing it");
-            lost.release(&Exit::Closed);
-        }
+    if let Some(connection) = connection.map_stream("park", TcpStream::into_std) {
+        lot.admit(connection);
     }
 }
 
@@ -221,12 +217,8 @@ impl Parked {
         lot.gauge.dec();
         connection.session.keep_alive.set_running();
         let resumed = async move {
-            match connection.map_stream(TcpStream::from_std) {
-                Ok(connection) => drive(connection).await,
-                Err((mut lost, error)) => {
-                    debug!(%error, client_id = %lost.session.client_id, "cannot resume a parked connection: closing it");
-                    lost.release(&Exit::Closed);
-                }
+            if let Some(connection) = connection.map_stream("resume", TcpStream::from_std) {
+                drive(connection).await;
             }
         };
         lot.connections.spawn_on(resumed, &lot.runtime);

@@ -33,7 +33,8 @@ pub struct Options {
     #[arg(long)]
     pub idle_connections: Option<usize>,
     /// Seconds the idle connections stay open, silent, before the second memory reading
-    /// (default: 8 with --quick, else 15). Tern parks connections quiet for 5 s.
+    /// (default: 12 with --quick, else 15). Tern parks connections quiet for 5 s and returns
+    /// their memory a few seconds later: after 8 s a reading still held most of it.
     #[arg(long)]
     pub idle_seconds: Option<u64>,
     /// MQTT protocol version used by the load generator.
@@ -200,7 +201,7 @@ impl Params {
             idle_wait: Duration::from_secs(
                 options
                     .idle_seconds
-                    .unwrap_or(if options.quick { 8 } else { 15 })
+                    .unwrap_or(if options.quick { 12 } else { 15 })
                     .clamp(1, 600),
             ),
             batch: 64,

@@ -146,6 +146,15 @@ pub fn median_outcome(rounds: &[Outcome]) -> Outcome {
     merged
 }
 
+/// Broker `name`'s outcome in each of `rounds`, for [`median_outcome`].
+pub fn outcomes_of(rounds: &[Vec<BrokerOutcome>], name: &str) -> Vec<Outcome> {
+    rounds
+        .iter()
+        .flat_map(|round| round.iter().filter(|b| b.broker == name))
+        .map(|b| b.outcome.clone())
+        .collect()
+}
+
 /// How Tern fared against Mosquitto on one metric over the rounds that measured both.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct Wins {
@@ -540,13 +549,7 @@ mod tests {
         ];
         let median = |broker: &str| BrokerOutcome {
             broker: broker.into(),
-            outcome: median_outcome(
-                &rounds
-                    .iter()
-                    .flat_map(|round| round.iter().filter(|b| b.broker == broker))
-                    .map(|b| b.outcome.clone())
-                    .collect::<Vec<_>>(),
-            ),
+            outcome: median_outcome(&outcomes_of(&rounds, broker)),
         };
         let report = ScenarioReport {
             scenario: "latency".into(),

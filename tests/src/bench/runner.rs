@@ -7,7 +7,8 @@ use anyhow::Context;
 use crate::bench::options::{Options, Params, Protocol, Scenario};
 use crate::bench::procstat;
 use crate::bench::report::{
-    median_outcome, Better, BrokerOutcome, Metric, Outcome, RunInfo, RunReport, ScenarioReport,
+    median_outcome, outcomes_of, Better, BrokerOutcome, Metric, Outcome, RunInfo, RunReport,
+    ScenarioReport,
 };
 use crate::bench::scenarios::{self, Target};
 use crate::broker::BrokerProcess;
@@ -255,15 +256,6 @@ async fn run_one(
         Err(error) => outcome.notes.push(format!("stopping {kind}: {error}")),
     }
     outcome
-}
-
-/// Broker `name`'s outcome in each round.
-fn outcomes_of(rounds: &[Vec<BrokerOutcome>], name: &str) -> Vec<Outcome> {
-    rounds
-        .iter()
-        .flat_map(|round| round.iter().filter(|b| b.broker == name))
-        .map(|b| b.outcome.clone())
-        .collect()
 }
 
 fn failed(error: String) -> Outcome {

@@ -60,6 +60,8 @@ pub async fn run(target: Target, params: &Params) -> anyhow::Result<Outcome> {
     let opened = connections.len();
     drop(connections);
 
+    // The broker's memory growth since before the connections, per connection.
+    let kib_each = |rss_kib: u64| rss_kib.saturating_sub(rss_before) as f64 / opened.max(1) as f64;
     let mut outcome = Outcome::default();
     outcome.metrics.push(Metric::new(
         "connects_per_sec",
@@ -72,14 +74,14 @@ pub async fn run(target: Target, params: &Params) -> anyhow::Result<Outcome> {
         "kib_per_connection",
         "memory per idle connection",
         "KiB",
-        rss_after.saturating_sub(rss_before) as f64 / opened.max(1) as f64,
+        kib_each(rss_after),
         Better::Lower,
     ));
     outcome.metrics.push(Metric::new(
         "kib_per_connection_at_1s",
         "memory per connection, 1 s after connecting",
         "KiB",
-        rss_connected.saturating_sub(rss_before) as f64 / opened.max(1) as f64,
+        kib_each(rss_connected),
         Better::Lower,
     ));
     outcome.metrics.push(Metric::new(
